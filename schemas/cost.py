@@ -1,0 +1,87 @@
+"""The normalised cost record: what every source becomes after validate, price, allocate.
+
+Records are keyed on Kafka by their allocation key, so one partition owns a key's
+buckets and detector state.
+
+>>> from datetime import datetime, timezone
+>>> r = CostRecord(ts=datetime(2026, 11, 23, 9, tzinfo=timezone.utc), source="llm",
+...                team="search", model="gpt-4o", cost_usd=0.012, requests=1)
+>>> r.allocation_key
+'team=search|feature=unknown|customer=unknown|model=gpt-4o|environment=production'
+>>> AllocationKey.parse(r.allocation_key).team
+'search'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import UNALLOCATED, UNKNOWN, Money, UtcDatetime
+
+Source = Literal["llm", "gpu", "billing"]
+KEY_FIELDS: tuple[str, ...] = ("team", "feature", "customer", "model", "environment")
+
+
+def _escape(v: str) -> str:
+    return v.replace("%", "%25").replace("|", "%7C").replace("=", "%3D")
+
+
+def _unescape(v: str) -> str:
+    return v.replace("%3D", "=").replace("%7C", "|").replace("%25", "%")
+
+
+class AllocationKey(BaseModel):
+    """Who and what a cost belongs to; its string form is the Kafka key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: str = UNALLOCATED
+    feature: str = UNKNOWN
+    customer: str = UNKNOWN
+    model: str = UNKNOWN
+    environment: str = "production"
+
+    def __str__(self) -> str:
+        return "|".join(f"{f}={_escape(getattr(self, f))}" for f in KEY_FIELDS)
+
+    @classmethod
+    def parse(cls, key: str) -> "AllocationKey":
+        parts = dict(p.split("=", 1) for p in key.split("|"))
+        return cls(**{k: _unescape(v) for k, v in parts.items() if k in KEY_FIELDS})
+
+
+class CostRecord(BaseModel):
+    """One priced, allocated unit of usage (an LLM call, a GPU sample, a billing row)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts: UtcDatetime
+    source: Source
+    team: str = UNALLOCATED
+    feature: str = UNKNOWN
+    customer: str = UNKNOWN
+    model: str = UNKNOWN
+    environment: str = "production"
+    provider: str = UNKNOWN
+    cost_usd: Money = 0.0
+    priced: bool = True
+    requests: int = Field(0, ge=0)
+    input_tokens: int = Field(0, ge=0)
+    output_tokens: int = Field(0, ge=0)
+    cache_read_tokens: int = Field(0, ge=0)
+    cache_write_tokens: int = Field(0, ge=0)
+    gpu_seconds: Money = 0.0
+    idle_gpu_seconds: Money = 0.0
+    idle_cost_usd: Money = 0.0
+    request_id: str | None = None
+
+    @property
+    def key(self) -> AllocationKey:
+        return AllocationKey(team=self.team, feature=self.feature, customer=self.customer,
+                             model=self.model, environment=self.environment)
+
+    @property
+    def allocation_key(self) -> str:
+        return str(self.key)
