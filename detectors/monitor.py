@@ -1,0 +1,73 @@
+"""One series under watch: a detector plus incident logic (alert once, then resolve).
+
+Feeds closed-bucket values; returns an :class:`Incident` transition when an incident
+opens or resolves, and ``None`` otherwise. Anomalous values are kept out of the
+baseline, unless they persist for ``adopt_after`` buckets: then they are a level
+shift and become the new normal.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+>>> m = SeriesMonitor()
+>>> values = [1.0] * 60 + [5.0] * 3 + [1.0] * 10
+>>> out = [m.observe(t0 + timedelta(minutes=i), v) for i, v in enumerate(values)]
+>>> [(i, o.status) for i, o in enumerate(out) if o]
+[(60, 'firing'), (67, 'resolved')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from detectors.base import Expected, SeriesDetector
+from detectors.registry import make_detector
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    status: str  # "firing" | "resolved"
+    started_at: datetime
+    at: datetime
+    score: float
+    observed: float
+    expected: Expected
+    peak_score: float
+
+
+class SeriesMonitor:
+    def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
+                 quiet_buckets: int = 5, adopt_after: int = 30) -> None:
+        self.detector = detector or make_detector()
+        self.threshold = threshold
+        self.quiet_buckets = quiet_buckets
+        self.adopt_after = adopt_after
+        self.started_at: datetime | None = None
+        self.peak = 0.0
+        self.quiet = 0
+        self.anomalous_run = 0
+
+    @property
+    def firing(self) -> bool:
+        return self.started_at is not None
+
+    def observe(self, t: datetime, x: float) -> Incident | None:
+        expected = self.detector.expected()
+        score = self.detector.score_one(x, t)
+        anomalous = score >= self.threshold
+        self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
+        if not anomalous or self.anomalous_run > self.adopt_after:
+            self.detector.learn_one(x, t)
+        if anomalous:
+            self.quiet = 0
+            if self.started_at is None:
+                self.started_at, self.peak = t, score
+                return Incident("firing", t, t, score, x, expected, score)
+            self.peak = max(self.peak, score)
+            return None
+        if self.started_at is not None:
+            self.quiet += 1
+            if self.quiet >= self.quiet_buckets:
+                started, peak = self.started_at, self.peak
+                self.started_at, self.peak, self.quiet = None, 0.0, 0
+                return Incident("resolved", started, t, score, x, expected, peak)
+        return None
