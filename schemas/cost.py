@@ -76,6 +76,23 @@ class CostRecord(BaseModel):
     idle_gpu_seconds: Money = 0.0
     idle_cost_usd: Money = 0.0
     request_id: str | None = None
+    # Added by the ingest layer (issue 3); all optional with defaults, so older producers
+    # and consumers of CostRecord keep working.
+    tier: str = UNKNOWN
+    latency_ms: Money | None = None
+    format: str | None = Field(None, description="input format the record came from (openai, dcgm, focus, ...)")
+    gpu_util: float | None = Field(None, description="engine activity 0..1 over the sample")
+    gpu_mem_used_mb: float | None = None
+    gpu_power_w: float | None = None
+    gpu_uuid: str | None = None
+    gpu_sku: str | None = None
+    pricing_model: str | None = Field(None, description="on_demand, spot or reserved (GPU samples)")
+    host: str | None = None
+    namespace: str | None = None
+    pod: str | None = None
+    period_end: UtcDatetime | None = Field(None, description="end of a billing row's charge period")
+    service: str | None = None
+    resource_id: str | None = None
 
     @property
     def key(self) -> AllocationKey:

@@ -1,0 +1,79 @@
+"""Load a YAML config file into a pydantic model; errors name the file, line and field.
+
+>>> from pydantic import BaseModel
+>>> class Conf(BaseModel):
+...     name: str
+...     size: int
+>>> try:
+...     load_yaml_text("name: a\\nsize: big\\n", Conf, source="conf.yaml")
+... except ConfigError as err:
+...     print(err)
+conf.yaml:2: size: Input should be a valid integer, unable to parse string as an integer
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message is ``file:line: field: problem``."""
+
+
+def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+    """The deepest YAML node along a pydantic error location (stops where the path ends)."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if str(key.value) == str(part):
+                    node = value
+                    break
+            else:
+                return node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def load_yaml_text(text: str, model: type[M], *, source: str = "<string>") -> M:
+    """Parse YAML text and validate it as ``model``; raise :class:`ConfigError` with a line."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise ConfigError(f"{source}:{line}: invalid YAML: {err.problem or err}") from None
+    except yaml.YAMLError as err:  # pragma: no cover - unmarked YAML errors are rare
+        raise ConfigError(f"{source}: invalid YAML: {err}") from None
+    if root is None:
+        raise ConfigError(f"{source}:1: file is empty")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        line = _node_at(root, loc).start_mark.line + 1
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ConfigError(f"{source}:{line}: {field}: {first['msg']}{more}") from None
+
+
+def load_yaml_file(path: str | Path, model: type[M]) -> M:
+    """Read ``path`` and validate it as ``model`` (see :func:`load_yaml_text`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read: {err.strerror or err}") from None
+    return load_yaml_text(text, model, source=str(p))
