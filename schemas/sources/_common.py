@@ -1,0 +1,133 @@
+"""Shared pieces of the input formats: field types and the one place LLM usage is priced.
+
+>>> from datetime import datetime, timezone
+>>> from pydantic import TypeAdapter
+>>> TypeAdapter(EventTime).validate_python(1763888400)
+datetime.datetime(2025, 11, 23, 9, 0, tzinfo=datetime.timezone.utc)
+>>> TypeAdapter(EventTime).validate_python("1763888400000000000")  # OTLP nanoseconds
+datetime.datetime(2025, 11, 23, 9, 0, tzinfo=datetime.timezone.utc)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from schemas.allocation import AllocationRules
+from schemas.cost import CostRecord
+from schemas.events import UNKNOWN, Money, _utc
+from schemas.pricing import PriceCatalog
+
+#: Largest token count accepted for one event (guards against overflow and garbage).
+MAX_TOKENS = 10**12
+
+Count = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+
+
+def _epoch(v: Any) -> Any:
+    """Numbers (and digit strings) are Unix time in s, ms, us or ns, chosen by magnitude."""
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("timestamp must be a finite number")
+    x = float(v)
+    if x < 0:
+        raise ValueError("timestamp must not be negative")
+    for scale in (1.0, 1e3, 1e6, 1e9):  # seconds up to year ~5138, then ms, us, ns
+        if x / scale < 1e11:
+            try:
+                return datetime.fromtimestamp(x / scale, tz=timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                break
+    raise ValueError("timestamp number out of range")
+
+
+#: An event time: ISO 8601 text or Unix epoch (s/ms/us/ns); naive means UTC.
+EventTime = Annotated[datetime, BeforeValidator(_epoch), AfterValidator(_utc)]
+
+
+@dataclass(slots=True)
+class LlmUsage:
+    """One LLM call in normalised form, before pricing and allocation.
+
+    ``input_tokens`` is *uncached* input; cache reads and writes are counted separately.
+    """
+
+    ts: datetime
+    model: str
+    provider: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    request_id: str | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+
+def latency_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Milliseconds from start to end, or ``None`` if either is missing or end is earlier."""
+    if start is None or end is None or end < start:
+        return None
+    return (end - start).total_seconds() * 1000.0
+
+
+def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:
+    """Price (unless the event brought its cost) and allocate one LLM call.
+
+    The inputs are already validated, so the record is built without validating again.
+    """
+    cost = u.cost_usd
+    if cost is None:
+        cost = catalog.llm_cost(u.model, u.ts, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                                cache_read_tokens=u.cache_read_tokens,
+                                cache_write_tokens=u.cache_write_tokens)
+    provider = u.provider or catalog.provider_of(u.model) or UNKNOWN
+    a = rules.allocate(u.tags, model=u.model)
+    return CostRecord.model_construct(
+        ts=u.ts, source="llm", team=a.team, feature=a.feature, customer=a.customer, model=a.model,
+        environment=a.environment, tier=a.tier, provider=provider[:64],
+        cost_usd=cost if cost is not None else 0.0, priced=cost is not None, requests=1,
+        input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
+        latency_ms=u.latency_ms, request_id=u.request_id, format=fmt)
+
+
+def merged_tags(*parts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Later mappings win; ``None`` parts are skipped."""
+    out: dict[str, Any] = {}
+    for p in parts:
+        if p:
+            out.update(p)
+    return out
+
+
+def split_kv_tags(tags: list[Any] | None) -> dict[str, str]:
+    """Gateway tag lists like ``["team:search", "feature=chat"]`` as a dict (plain tags skipped).
+
+    >>> split_kv_tags(["team:search", "feature=chat", "beta", 3])
+    {'team': 'search', 'feature': 'chat'}
+    """
+    out: dict[str, str] = {}
+    for t in tags or ():
+        if not isinstance(t, str):
+            continue
+        for sep in ("=", ":"):
+            if sep in t:
+                k, v = t.split(sep, 1)
+                if k.strip():
+                    out[k.strip()] = v.strip()
+                break
+    return out
+
+
+__all__ = ["Count", "EventTime", "LlmUsage", "MAX_TOKENS", "Money", "latency_between", "llm_record",
+           "merged_tags", "split_kv_tags"]
