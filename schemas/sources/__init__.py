@@ -1,0 +1,71 @@
+"""Input formats: one module per format, each with a pydantic model and ``to_cost_record``.
+
+Which format an ``llm`` event is in (first rule that applies):
+
+1. an explicit ``"format"`` field: ``native``, ``openai``, ``anthropic``, ``litellm`` or ``otel``;
+2. ``response_cost`` or ``startTime`` present → ``litellm`` (StandardLoggingPayload);
+3. a ``usage`` object → ``openai`` if it has ``prompt_tokens``, ``prompt_tokens_details`` or
+   ``input_tokens_details``, else ``anthropic`` (``input_tokens`` + ``cache_*_input_tokens``).
+   An ``input_tokens``-only usage means the same in both, since without cache details the
+   two conventions agree;
+4. ``attributes`` or any ``gen_ai.*`` key → ``otel``;
+5. otherwise ``native`` (burnguard's own ``LlmUsageEvent``).
+
+``gpu`` events are ``dcgm`` samples and ``billing`` events are ``focus`` rows.
+
+>>> detect_format("llm", {"model": "m", "usage": {"prompt_tokens": 1}})
+'openai'
+>>> detect_format("llm", {"model": "m", "usage": {"input_tokens": 1, "cache_read_input_tokens": 0}})
+'anthropic'
+>>> detect_format("llm", {"gen_ai.request.model": "m"}), detect_format("llm", {"model": "m"})
+('otel', 'native')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.allocation import AllocationRules
+from schemas.cost import CostRecord
+from schemas.pricing import PriceCatalog
+from schemas.sources import anthropic, dcgm, focus, litellm, native, openai, otel
+
+Parser = Callable[[Any, PriceCatalog, AllocationRules], CostRecord]
+
+#: format name → (source, input model, parser)
+FORMATS: dict[str, tuple[str, type[BaseModel], Parser]] = {
+    "native": ("llm", native.NativeEvent, native.parse),
+    "openai": ("llm", openai.OpenAiEvent, openai.parse),
+    "anthropic": ("llm", anthropic.AnthropicEvent, anthropic.parse),
+    "litellm": ("llm", litellm.LiteLlmPayload, litellm.parse),
+    "otel": ("llm", otel.OtelSpan, otel.parse),
+    "dcgm": ("gpu", dcgm.DcgmSample, dcgm.parse),
+    "focus": ("billing", focus.FocusRow, focus.parse),
+}
+FORMATS_BY_SOURCE: dict[str, tuple[str, ...]] = {
+    src: tuple(name for name, (s, _, _) in FORMATS.items() if s == src) for src in ("llm", "gpu", "billing")
+}
+_OPENAI_USAGE_KEYS = ("prompt_tokens", "prompt_tokens_details", "input_tokens_details")
+
+
+def detect_format(source: str, item: dict[str, Any]) -> str:
+    """The format name for one decoded event (see the module docstring for the rule)."""
+    fmt = item.get("format")
+    if fmt is not None:
+        return fmt if isinstance(fmt, str) else repr(fmt)
+    if source != "llm":
+        return FORMATS_BY_SOURCE[source][0] if source in FORMATS_BY_SOURCE else "?"
+    if "response_cost" in item or "startTime" in item:
+        return "litellm"
+    usage = item.get("usage")
+    if isinstance(usage, dict):
+        return "openai" if any(k in usage for k in _OPENAI_USAGE_KEYS) else "anthropic"
+    if "attributes" in item or any(isinstance(k, str) and k.startswith("gen_ai.") for k in item):
+        return "otel"
+    return "native"
+
+
+__all__ = ["FORMATS", "FORMATS_BY_SOURCE", "Parser", "detect_format"]
