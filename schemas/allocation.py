@@ -58,6 +58,9 @@ def tag_value(v: Any) -> str | None:
     return s[:MAX_VALUE_LEN]
 
 
+CACHE_SIZE = 65_536
+
+
 class Allocation(NamedTuple):
     team: str
     feature: str
@@ -155,6 +158,9 @@ class AllocationRules(BaseModel):
     def _prepare(self) -> "AllocationRules":
         self._keys = tuple((d, tuple(self.tag_keys.get(d, ()))) for d in DIMENSIONS)  # type: ignore[arg-type]
         self._defaults = {d: self.defaults.get(d, BUILTIN_DEFAULTS[d]) for d in DIMENSIONS}  # type: ignore[call-overload]
+        relevant = [k for _, keys in self._keys for k in keys] + [r.match.key for r in self.rules]
+        self._relevant = frozenset(relevant)
+        self._cache: dict[tuple[Any, ...], Allocation] = {}
         return self
 
     def _dim_default(self, key: str) -> str | None:
@@ -162,7 +168,22 @@ class AllocationRules(BaseModel):
         return tag_value(d) if d is not None else None
 
     def allocate(self, tags: Mapping[str, Any], model: str | None = None) -> Allocation:
-        """Resolve all dimensions for one event. ``model`` (the event's own) beats a model tag."""
+        """Resolve all dimensions for one event. ``model`` (the event's own) beats a model tag.
+
+        Results are memoised on the scalar tags the rules read (non-scalars never count).
+        """
+        rel = self._relevant
+        key = (model, *[(k, v) for k, v in tags.items() if k in rel and isinstance(v, (str, int, float))])
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        result = self._allocate(tags, model)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def _allocate(self, tags: Mapping[str, Any], model: str | None) -> Allocation:
         dims: dict[str, str] = {}
         if model:
             m = tag_value(model)

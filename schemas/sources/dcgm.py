@@ -42,7 +42,7 @@ from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
 from schemas.events import UNKNOWN
 from schemas.pricing import PRICING_MODELS, PriceCatalog
-from schemas.sources._common import EventTime
+from schemas.sources._common import EventTime, fast_record
 
 FORMAT = "dcgm"
 #: dcgm-exporter's default collection interval (``-c``/``DCGM_EXPORTER_INTERVAL``) is 30000 ms.
@@ -127,7 +127,7 @@ def to_cost_record(s: DcgmSample, catalog: PriceCatalog, rules: AllocationRules)
     host = s.label("Hostname", "hostname", "host", "node")
     tags = {**s.labels, **s.tags}
     a = rules.allocate(tags, model=sku or model_name or None)
-    return CostRecord.model_construct(
+    return fast_record(
         ts=s.timestamp, source="gpu", team=a.team, feature=a.feature, customer=a.customer, model=a.model,
         environment=a.environment, tier=a.tier, provider="nvidia", cost_usd=cost, priced=hourly is not None,
         gpu_seconds=s.interval_s, idle_gpu_seconds=s.interval_s if idle else 0.0,

@@ -36,7 +36,7 @@ from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
 from schemas.events import UNKNOWN, Money
 from schemas.pricing import PriceCatalog
-from schemas.sources._common import EventTime
+from schemas.sources._common import EventTime, fast_record
 
 FORMAT = "focus"
 
@@ -105,7 +105,7 @@ def to_cost_record(row: FocusRow, catalog: PriceCatalog, rules: AllocationRules)
             "region": row.RegionId, **row.custom_columns, **(row.Tags or {})}
     a = rules.allocate(tags)
     provider = row.ServiceProviderName or row.ProviderName or UNKNOWN
-    return CostRecord.model_construct(
+    return fast_record(
         ts=row.ChargePeriodStart, source="billing", team=a.team, feature=a.feature, customer=a.customer,
         model=a.model, environment=a.environment, tier=a.tier, provider=provider[:64], cost_usd=cost,
         priced=True, period_end=row.ChargePeriodEnd, service=row.ServiceName, resource_id=row.ResourceId,

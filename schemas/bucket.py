@@ -1,0 +1,63 @@
+"""A closed event-time bucket of one allocation key: the unit detection runs on.
+
+>>> from datetime import datetime, timezone
+>>> b = Bucket(key="team=a", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc),
+...            seconds=60, spend_usd=1.5, requests=10)
+>>> b.metric("cost_per_inference"), b.metric("spend"), b.end.minute
+(0.15, 1.5, 1)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from schemas.events import UtcDatetime
+
+#: Metrics a bucket can be scored on; ``None`` from :meth:`Bucket.metric` means "not defined here".
+METRICS: tuple[str, ...] = ("spend", "cost_per_inference", "tokens_per_request", "cost_per_1k_tokens",
+                            "idle_gpu_cost", "unpriced_share")
+
+
+class Bucket(BaseModel):
+    key: str
+    start: UtcDatetime
+    seconds: int
+    spend_usd: float = 0.0
+    requests: int = 0
+    unpriced_requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    gpu_seconds: float = 0.0
+    idle_gpu_seconds: float = 0.0
+    idle_cost_usd: float = 0.0
+    records: int = 0
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.seconds)
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def metric(self, name: str, min_requests: int = 1) -> float | None:
+        """The value of metric ``name`` for this bucket, or ``None`` where it is undefined."""
+        if name == "spend":
+            return self.spend_usd
+        if name == "idle_gpu_cost":
+            return self.idle_cost_usd
+        if self.requests < min_requests:
+            return None
+        if name == "cost_per_inference":
+            return self.spend_usd / self.requests
+        if name == "tokens_per_request":
+            return self.tokens / self.requests
+        if name == "unpriced_share":
+            return self.unpriced_requests / self.requests
+        if name == "cost_per_1k_tokens":
+            return 1000 * self.spend_usd / self.tokens if self.tokens else None
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
