@@ -45,6 +45,9 @@ class SeriesMonitor:
         self.peak = 0.0
         self.quiet = 0
         self.anomalous_run = 0
+        self.last_score = 0.0
+        # detectors that bound the influence of one odd value themselves learn everything
+        self.robust = bool(getattr(self.detector, "robust", False))
 
     @property
     def firing(self) -> bool:
@@ -53,9 +56,10 @@ class SeriesMonitor:
     def observe(self, t: datetime, x: float) -> Incident | None:
         expected = self.detector.expected()
         score = self.detector.score_one(x, t)
+        self.last_score = score
         anomalous = score >= self.threshold
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
-        if not anomalous or self.anomalous_run > self.adopt_after:
+        if not anomalous or self.anomalous_run > self.adopt_after or self.robust:
             self.detector.learn_one(x, t)
         if anomalous:
             self.quiet = 0
