@@ -82,7 +82,8 @@ class OpenAiEvent(BaseModel):
     id: str | None = Field(None, max_length=200)
     model: str = Field(min_length=1, max_length=200)
     usage: OpenAiUsage
-    created: EventTime | None = Field(None, description="Unix seconds, as in OpenAI responses")
+    created: EventTime | None = Field(None, description="Unix seconds (chat completions)")
+    created_at: EventTime | None = Field(None, description="Unix seconds (Responses API)")
     timestamp: EventTime | None = Field(None, description="overrides created")
     provider: str | None = Field(None, max_length=64, description="default: openai")
     cost_usd: Money | None = None
@@ -93,13 +94,13 @@ class OpenAiEvent(BaseModel):
 
     @model_validator(mode="after")
     def _has_time(self) -> "OpenAiEvent":
-        if self.timestamp is None and self.created is None:
-            raise ValueError("timestamp: give `timestamp` or `created`")
+        if self.timestamp is None and self.created is None and self.created_at is None:
+            raise ValueError("timestamp: give `timestamp`, `created` or `created_at`")
         return self
 
     @property
     def ts(self) -> datetime:
-        return self.timestamp or self.created  # type: ignore[return-value]
+        return self.timestamp or self.created or self.created_at  # type: ignore[return-value]
 
 
 def to_usage(e: OpenAiEvent) -> LlmUsage:
