@@ -35,6 +35,7 @@ class Bucket(BaseModel):
     idle_gpu_seconds: float = 0.0
     idle_cost_usd: float = 0.0
     records: int = 0
+    late: bool = False  # a correction: records that arrived after this bucket had closed
 
     @property
     def end(self) -> datetime:

@@ -1,0 +1,209 @@
+"""The Faust app: topics, tables and agents (declared as in Faust's own examples).
+
+Data flow::
+
+    usage.llm|gpu|billing -> normalize -> costs (keyed by allocation key)
+    costs -> aggregate (event-time buckets, table ``open_buckets``) -> buckets
+    buckets -> detect (per-series monitors, table ``monitors``) -> alerts
+    alerts -> store_alerts (database, idempotent by fingerprint)
+    usage.deadletter <- normalize (bad input, with the reason and the original bytes)
+
+Run with ``burnguard worker`` (which starts the embedded broker when ``BURNGUARD_BROKER``
+is unset) or ``faust -A streams.app worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import faust
+import orjson
+
+from detectors.monitor import SeriesMonitor
+from detectors.registry import make_detector
+from schemas.alert import Alert
+from schemas.bucket import Bucket
+from schemas.deadletter import DeadLetter
+from schemas.ingest import parse_message
+from sinks.store import AlertStore
+from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, USAGE_TOPICS, Settings)
+from streams import state_codec
+from streams.windows import OpenBuckets
+
+log = logging.getLogger("burnguard")
+
+settings = Settings()
+SOURCE_BY_TOPIC = {topic: source for source, topic in USAGE_TOPICS.items()}
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker or "kafka://127.0.0.1:9092",
+    store="memory://",
+    topic_partitions=settings.partitions,
+    web_port=settings.web_port,
+    datadir="burnguard-data",
+    broker_session_timeout=10,
+    value_serializer="raw",
+)
+
+usage_topic = app.topic(*USAGE_TOPICS.values(), value_serializer="raw")
+deadletter_topic = app.topic(DEADLETTER_TOPIC, value_serializer="raw")
+costs_topic = app.topic(COSTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+buckets_topic = app.topic(BUCKETS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+
+# Table values are state_codec bytes (OpenBuckets, SeriesMonitor, watermark tuples): a
+# restricted unpickler, so a forged changelog record cannot run code.
+open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.partitions)
+# Per costs partition: (wall time of its last record, newest event time seen) -> the watermark.
+watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
+
+
+def _get(table: faust.Table, key: str, default: Any = None) -> Any:
+    data = table.get(key)
+    return default if data is None else state_codec.loads(data)
+
+
+def _put(table: faust.Table, key: str, value: Any) -> None:
+    table[key] = state_codec.dumps(value)
+monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
+
+
+@app.agent(usage_topic)
+async def normalize(stream: faust.StreamT) -> None:
+    """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
+    async for event in stream.events():
+        msg = event.message
+        source = SOURCE_BY_TOPIC.get(msg.topic)
+        raw: bytes = event.value or b""
+        if source is None:
+            records, rejects = [], []
+            await _dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg, None)
+        else:
+            records, rejects = parse_message(source, raw)  # type: ignore[arg-type]
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rec in records:
+            by_key[rec.allocation_key].append(_compact(rec))
+        for key, recs in by_key.items():
+            await costs_topic.send(key=key.encode(), value=orjson.dumps(recs))
+        for rej in rejects:
+            await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
+
+
+def _compact(rec: Any) -> dict[str, Any]:
+    d = rec.model_dump(exclude_defaults=True, exclude={"ts", "team", "feature", "customer", "model",
+                                                       "environment", "request_id"})
+    d["ts"] = rec.ts.timestamp()
+    return d
+
+
+async def _dead_letter(raw: bytes, reason: str, msg: Any, index: int | None) -> None:
+    dl = DeadLetter.from_bytes(raw, reason=reason, topic=msg.topic, partition=msg.partition,
+                               offset=msg.offset, index=index)
+    log.warning("dead letter from %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
+    await deadletter_topic.send(value=dl.model_dump_json().encode())
+
+
+@app.agent(costs_topic)
+async def aggregate(stream: faust.StreamT) -> None:
+    """Sum cost records into event-time buckets per allocation key; emit closed buckets."""
+    lateness = settings.allowed_lateness_seconds
+    async for event in stream.events():
+        key = event.key.decode() if isinstance(event.key, bytes) else event.key
+        if key == _TICK:
+            await _flush_idle(event.message.partition)
+            continue
+        partition = event.message.partition
+        ob: OpenBuckets = _get(open_buckets, key) or OpenBuckets(key, settings.bucket_seconds, partition)
+        ob.partition = partition
+        records = orjson.loads(event.value)
+        newest = 0.0
+        for rec in records:
+            ob.add(rec)
+            newest = max(newest, rec["ts"])
+        newest = max(newest, _get(watermarks, str(partition), (0.0, 0.0))[1])
+        _put(watermarks, str(partition), (time.time(), newest))
+        for bucket in ob.close_until(newest - lateness):
+            await buckets_topic.send(key=key.encode(), value=bucket.model_dump_json().encode())
+        _put(open_buckets, key, ob)
+
+
+_TICK = "__tick__"
+
+
+async def _flush_idle(partition: int) -> None:
+    """Close buckets of keys on ``partition`` that the watermark or idleness has passed."""
+    wall, newest = _get(watermarks, str(partition), (0.0, 0.0))
+    idle = time.time() - wall >= settings.idle_flush_seconds
+    watermark = float("inf") if idle else newest - settings.allowed_lateness_seconds
+    for key in list(open_buckets.keys()):
+        ob: OpenBuckets = _get(open_buckets, key)
+        # Each key is flushed by its own partition's tick, so its changelog stays co-partitioned.
+        if ob.partition != partition or ob.oldest_end is None or ob.oldest_end > watermark:
+            continue
+        for bucket in ob.close_until(watermark):
+            await buckets_topic.send(key=key.encode(), value=bucket.model_dump_json().encode())
+        _put(open_buckets, key, ob)
+
+
+@app.timer(interval=max(1.0, settings.idle_flush_seconds / 2))
+async def tick() -> None:
+    """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops)."""
+    for partition in range(settings.partitions):
+        await costs_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
+
+
+@app.agent(buckets_topic)
+async def detect(stream: faust.StreamT) -> None:
+    """Score each closed bucket per (key, metric); open and resolve incidents as alerts."""
+    async for event in stream.events():
+        bucket = Bucket.model_validate_json(event.value)
+        if bucket.late:
+            continue  # a correction of a bucket already scored: spend counts it, detection does not
+        for metric in settings.metrics:
+            value = bucket.metric(metric, settings.min_requests_per_bucket)
+            if value is None:
+                continue
+            series = f"{bucket.key}#{metric}"
+            monitor: SeriesMonitor = _get(monitors, series) or SeriesMonitor(
+                make_detector(settings.detector), threshold=settings.alert_threshold)
+            incident = monitor.observe(bucket.start, value)
+            _put(monitors, series, monitor)
+            if incident is None:
+                continue
+            alert = Alert(
+                series_key=bucket.key, metric=metric, detector=monitor.detector.name,
+                score=incident.peak_score, observed=incident.observed, baseline=incident.expected.baseline,
+                expected_low=incident.expected.low, expected_high=incident.expected.high,
+                window_start=bucket.start, window_end=bucket.end, started_at=incident.started_at,
+                status=incident.status, severity="critical" if incident.peak_score >= 0.999999 else "warning")
+            await alerts_topic.send(key=bucket.key.encode(), value=alert.model_dump_json().encode())
+
+
+@app.agent(alerts_topic)
+async def store_alerts(stream: faust.StreamT) -> None:
+    """Persist alerts idempotently (a redelivered alert is a no-op) and log them."""
+    store = AlertStore(settings.database_url)
+    try:
+        async for value in stream:
+            alert = Alert.model_validate_json(value)
+            if await asyncio.to_thread(store.save_alert, alert):
+                log.warning("ALERT %s %s %s observed=%.4g baseline=%.4g score=%.6f", alert.status,
+                            alert.series_key, alert.metric, alert.observed, alert.baseline, alert.score)
+    finally:
+        store.close()
+
+
+@app.agent(deadletter_topic)
+async def store_dead_letters(stream: faust.StreamT) -> None:
+    """Keep every dead letter queryable (``burnguard deadletter list``)."""
+    store = AlertStore(settings.database_url)
+    try:
+        async for value in stream:
+            await asyncio.to_thread(store.save_dead_letter, DeadLetter.model_validate_json(value))
+    finally:
+        store.close()

@@ -1,0 +1,40 @@
+"""``burnguard worker``: run the Faust worker (embedded broker when ``BURNGUARD_BROKER`` is unset)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from streams.embedded_broker import EmbeddedBroker, create_topics
+from streams.settings import ALL_TOPICS, Settings
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    broker = None
+    if settings.broker is None:
+        broker = EmbeddedBroker().start()
+        os.environ["BURNGUARD_BROKER"] = broker.url
+        print(f"no BURNGUARD_BROKER set: started the embedded broker at {broker.bootstrap}", flush=True)
+        settings = Settings()
+    create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions)
+    from streams.app import app  # imported after the broker URL is known: the app reads settings
+
+    sys.argv = ["burnguard", "worker", "--loglevel", args.loglevel,
+                *(["--without-web"] if args.without_web else [])]
+    try:
+        app.main()  # Faust's own CLI: signal handling, logging, graceful shutdown
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run the stream processor (Faust worker)")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--without-web", action="store_true", help="do not start the web server")
+    p.set_defaults(func=run)

@@ -1,0 +1,54 @@
+"""Service configuration, from ``BURNGUARD_*`` environment variables (pydantic-settings).
+
+>>> s = Settings(_env_file=None, broker="kafka://k1:9092")
+>>> s.bootstrap_servers, s.bucket_seconds
+('k1:9092', 60)
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Topics the service reads and writes, created by ``burnguard broker`` and the demo.
+USAGE_TOPICS: dict[str, str] = {"llm": "usage.llm", "gpu": "usage.gpu", "billing": "usage.billing"}
+DEADLETTER_TOPIC = "usage.deadletter"
+COSTS_TOPIC = "costs"
+BUCKETS_TOPIC = "buckets"
+ALERTS_TOPIC = "alerts"
+ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
+                                   ALERTS_TOPIC)
+
+
+class Settings(BaseSettings):
+    """Every setting has a sensible default; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="BURNGUARD_", env_file=".env", extra="ignore")
+
+    broker: str | None = Field(None, description="kafka://host:port[;host:port]; unset = embedded broker")
+    database_url: str = Field("sqlite:///burnguard.db", description="SQLAlchemy URL of the store")
+    app_id: str = Field("burnguard", description="Faust app id = consumer group")
+    partitions: int = Field(4, ge=1, description="partitions of the topics burnguard creates")
+    web_port: int = Field(6066, ge=1, le=65535, description="Faust web server port (health, Slack callbacks)")
+    bucket_seconds: int = Field(60, ge=1, description="event-time bucket width")
+    allowed_lateness_seconds: int = Field(60, ge=0, description="how long a bucket waits for late events")
+    idle_flush_seconds: float = Field(10.0, gt=0, description="close buckets when a worker saw no event for this long")
+    detector: str | None = Field(None, description="detector name (burnguard detect list); unset = default")
+    alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
+    metrics: list[str] = Field(["cost_per_inference", "spend"], description="metrics scored per key (JSON list)")
+    min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
+    slack_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("kafka://"):
+            raise ValueError("BURNGUARD_BROKER must look like kafka://host:9092")
+        return v
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.broker is None:
+            raise RuntimeError("no broker configured: set BURNGUARD_BROKER or start the embedded one")
+        return self.broker.removeprefix("kafka://").replace(";", ",")

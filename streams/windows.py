@@ -1,0 +1,96 @@
+"""Event-time tumbling buckets for one allocation key (pure; its state lives in a Faust table).
+
+A bucket closes once the watermark (latest event time seen, minus the allowed
+lateness) passes its end. A record later than that is not lost: it is summed into a
+correction bucket (``late=True``) emitted at the next close, so spend still counts it
+while detection, which has already scored that minute, skips it.
+
+>>> from datetime import datetime, timezone
+>>> ob = OpenBuckets(key="k", seconds=60)
+>>> t = lambda m, s=0: datetime(2026, 11, 20, 9, m, s, tzinfo=timezone.utc).timestamp()
+>>> ob.add({"ts": t(0, 5), "cost_usd": 1.0, "requests": 1})
+True
+>>> ob.add({"ts": t(0, 50), "cost_usd": 2.0, "requests": 1})
+True
+>>> [(b.start.minute, b.spend_usd, b.requests) for b in ob.close_until(t(1, 30))]
+[(0, 3.0, 2)]
+>>> ob.add({"ts": t(0, 59), "cost_usd": 9.0, "requests": 1})  # too late: bucket closed
+False
+>>> [(b.start.minute, b.spend_usd, b.late) for b in ob.close_until(t(1, 30))]
+[(0, 9.0, True)]
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from schemas.bucket import Bucket
+
+_SUMS = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
+         "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd")
+_N = len(_SUMS)
+_UNPRICED, _RECORDS = _N, _N + 1
+
+
+class OpenBuckets:
+    """Running sums per bucket start (epoch seconds) for one key; small and picklable."""
+
+    __slots__ = ("key", "seconds", "sums", "late_sums", "closed_until", "late", "partition")
+
+    def __init__(self, key: str, seconds: int = 60, partition: int = 0) -> None:
+        self.key = key
+        self.partition = partition  # the Kafka partition this key's records (and state) live on
+        self.seconds = seconds
+        self.sums: dict[int, list[float]] = {}
+        self.late_sums: dict[int, list[float]] = {}
+        self.closed_until = 0.0  # epoch seconds: buckets ending at or before this are closed
+        self.late = 0
+
+    def add(self, rec: dict[str, Any]) -> bool:
+        """Add one cost record (a dict with ``ts`` in epoch seconds); False if it came too late."""
+        ts = float(rec["ts"])
+        start = int(ts // self.seconds) * self.seconds
+        on_time = start + self.seconds > self.closed_until
+        sums = self.sums if on_time else self.late_sums
+        if not on_time:
+            self.late += 1
+        row = sums.get(start)
+        if row is None:
+            row = sums[start] = [0.0] * (_N + 2)
+        for i, name in enumerate(_SUMS):
+            v = rec.get(name)
+            if v:
+                row[i] += v
+        if not rec.get("priced", True):
+            row[_UNPRICED] += rec.get("requests", 0) or 0
+        row[_RECORDS] += 1
+        return on_time
+
+    @property
+    def oldest_end(self) -> float | None:
+        return min(self.sums) + self.seconds if self.sums else None
+
+    def close_until(self, watermark: float) -> list[Bucket]:
+        """Close and return (oldest first) every bucket whose end is at or before ``watermark``,
+        then any pending late corrections."""
+        due = sorted(s for s in self.sums if s + self.seconds <= watermark)
+        out = [self._bucket(s, self.sums.pop(s)) for s in due]
+        if self.late_sums:
+            out += [self._bucket(s, row, late=True) for s, row in sorted(self.late_sums.items())]
+            self.late_sums.clear()
+        if due:
+            self.closed_until = max(self.closed_until, due[-1] + self.seconds)
+        return out
+
+    def close_all(self) -> list[Bucket]:
+        return self.close_until(float("inf"))
+
+    def _bucket(self, start: int, row: list[float], late: bool = False) -> Bucket:
+        return Bucket(
+            key=self.key, start=datetime.fromtimestamp(start, tz=timezone.utc), seconds=self.seconds,
+            spend_usd=row[0], requests=int(row[1]), input_tokens=int(row[2]), output_tokens=int(row[3]),
+            cache_read_tokens=int(row[4]), cache_write_tokens=int(row[5]), gpu_seconds=row[6],
+            idle_gpu_seconds=row[7], idle_cost_usd=row[8], unpriced_requests=int(row[_UNPRICED]),
+            records=int(row[_RECORDS]), late=late,
+        )
