@@ -55,7 +55,7 @@ def detect_format(source: str, item: dict[str, Any]) -> str:
     """The format name for one decoded event (see the module docstring for the rule)."""
     fmt = item.get("format")
     if fmt is not None:
-        return fmt if isinstance(fmt, str) else repr(fmt)
+        return fmt[:40] if isinstance(fmt, str) else repr(fmt)[:40]
     if source != "llm":
         return FORMATS_BY_SOURCE[source][0] if source in FORMATS_BY_SOURCE else "?"
     if "response_cost" in item or "startTime" in item:
