@@ -36,9 +36,11 @@ class Incident:
 
 class SeriesMonitor:
     def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
-                 quiet_buckets: int = 5, adopt_after: int = 30) -> None:
+                 quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0) -> None:
         self.detector = detector or make_detector()
         self.threshold = threshold
+        # materiality: an incident also needs observed >= min_ratio x baseline (1.0 = off)
+        self.min_ratio = min_ratio
         self.quiet_buckets = quiet_buckets
         self.adopt_after = adopt_after
         self.started_at: datetime | None = None
@@ -57,7 +59,7 @@ class SeriesMonitor:
         expected = self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
-        anomalous = score >= self.threshold
+        anomalous = score >= self.threshold and x >= expected.baseline * getattr(self, "min_ratio", 1.0)
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         if not anomalous or self.anomalous_run > self.adopt_after or self.robust:
             self.detector.learn_one(x, t)
