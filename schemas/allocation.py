@@ -145,7 +145,10 @@ class AllocationRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | str = 1
-    tag_keys: dict[Dimension, list[str]] = Field(default_factory=_default_tag_keys)
+    tag_keys: dict[Dimension, list[str]] = Field(
+        default_factory=_default_tag_keys,
+        description="tag keys read per dimension, first non-empty wins; an unlisted dimension reads "
+                    "the tag of its own name, [] reads none")
     defaults: dict[Dimension, str] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
 
@@ -156,7 +159,7 @@ class AllocationRules(BaseModel):
 
     @model_validator(mode="after")
     def _prepare(self) -> "AllocationRules":
-        self._keys = tuple((d, tuple(self.tag_keys.get(d, ()))) for d in DIMENSIONS)  # type: ignore[arg-type]
+        self._keys = tuple((d, tuple(self.tag_keys.get(d, [d]))) for d in DIMENSIONS)  # type: ignore[arg-type]
         self._defaults = {d: self.defaults.get(d, BUILTIN_DEFAULTS[d]) for d in DIMENSIONS}  # type: ignore[call-overload]
         relevant = [k for _, keys in self._keys for k in keys] + [r.match.key for r in self.rules]
         self._relevant = frozenset(relevant)

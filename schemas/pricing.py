@@ -22,11 +22,11 @@ import bisect
 import re
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import Money
+from schemas.events import Money, _utc
 from schemas.yamlconf import ConfigError, load_yaml_file
 
 __all__ = ["ConfigError", "GpuRate", "GpuSku", "ModelPrice", "ModelEntry", "PriceCatalog",
@@ -50,12 +50,27 @@ def _utc_start(d: date | datetime) -> datetime:
     return datetime.combine(d, time(0), tzinfo=timezone.utc)
 
 
+def _date_start(v: object) -> object:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return datetime.combine(v, time(0), tzinfo=timezone.utc)
+    if isinstance(v, str) and len(v) == 10:  # "2026-03-01": a day starts at 00:00 UTC
+        try:
+            return datetime.combine(date.fromisoformat(v), time(0), tzinfo=timezone.utc)
+        except ValueError:
+            return v
+    return v
+
+
+#: A date (00:00 UTC) or a datetime (naive = UTC) from which a price applies.
+EffectiveFrom = Annotated[datetime, BeforeValidator(_date_start), AfterValidator(_utc)]
+
+
 class ModelPrice(BaseModel):
     """Token prices in USD per million tokens, from ``effective_from`` (UTC midnight) on."""
 
     model_config = ConfigDict(extra="forbid")
 
-    effective_from: date | datetime
+    effective_from: EffectiveFrom
     input: Money
     output: Money = 0.0
     cache_read: Money | None = Field(None, description="defaults to the input price")
@@ -92,7 +107,7 @@ class GpuRate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    effective_from: date | datetime
+    effective_from: EffectiveFrom
     on_demand: Money
     spot: Money | None = None
     reserved: Money | None = None

@@ -28,21 +28,28 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message is ``file:line: field: problem``."""
 
 
-def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The deepest YAML node along a pydantic error location (stops where the path ends)."""
+def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:
+    """1-based line of the YAML node along a pydantic error location.
+
+    Walks as far as the path exists (a missing field stops at its parent). A mapping or
+    list reached through a key is reported at the key's line, a scalar at its own.
+    """
+    node, key_node = root, None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    node = value
+            for k, v in node.value:
+                if str(k.value) == str(part):
+                    node, key_node = v, k
                     break
             else:
-                return node
+                break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
+            node, key_node = node.value[part], None
         else:
-            return node
-    return node
+            break
+    mark = key_node.start_mark if key_node is not None and not isinstance(node, yaml.ScalarNode) \
+        else node.start_mark
+    return mark.line + 1
 
 
 def load_yaml_text(text: str, model: type[M], *, source: str = "<string>") -> M:
@@ -63,7 +70,7 @@ def load_yaml_text(text: str, model: type[M], *, source: str = "<string>") -> M:
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(first["loc"])
-        line = _node_at(root, loc).start_mark.line + 1
+        line = _line_of(root, loc)
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
         raise ConfigError(f"{source}:{line}: {field}: {first['msg']}{more}") from None
