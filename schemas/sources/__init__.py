@@ -68,4 +68,20 @@ def detect_format(source: str, item: dict[str, Any]) -> str:
     return "native"
 
 
-__all__ = ["FORMATS", "FORMATS_BY_SOURCE", "Parser", "detect_format"]
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """A JSON Schema per accepted input model, keyed by file name (``<source>.<format>.schema.json``).
+
+    >>> sorted(json_schemas())[:2]
+    ['billing.focus.schema.json', 'gpu.dcgm.schema.json']
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for fmt, (source, model, _) in FORMATS.items():
+        schema = model.model_json_schema(by_alias=True)
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                  "$id": f"burnguard/{source}.{fmt}.schema.json", **schema,
+                  "description": f"usage.{source}, format {fmt!r}. " + (schema.get("description") or "").strip()}
+        out[f"{source}.{fmt}.schema.json"] = schema
+    return out
+
+
+__all__ = ["FORMATS", "FORMATS_BY_SOURCE", "Parser", "detect_format", "json_schemas"]

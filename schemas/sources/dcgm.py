@@ -74,6 +74,8 @@ class DcgmMetrics(BaseModel):
 
 
 class DcgmSample(BaseModel):
+    """One GPU over one sample interval: dcgm-exporter labels and metric values (or a flat object)."""
+
     model_config = ConfigDict(extra="ignore")
 
     format: Literal["dcgm"] | None = None

@@ -112,6 +112,8 @@ class GenAiAttributes(BaseModel):
 
 
 class OtelSpan(BaseModel):
+    """One GenAI span; ``attributes`` may also be an OTLP/JSON key-value list, or flat on the object."""
+
     model_config = ConfigDict(extra="ignore")
 
     format: Literal["otel"] | None = None
