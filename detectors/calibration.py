@@ -13,7 +13,7 @@ p = 1e-6 doubles cannot tell ``1 - p`` apart, so the score keeps rising slowly w
 >>> 0.999999 <= tail_score(6.0) < tail_score(12.0) < tail_score(40.0) < 1.0
 True
 >>> round(p_value(tail_score(2.0)), 4)
-0.0455
+0.0228
 """
 
 from __future__ import annotations

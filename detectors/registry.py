@@ -2,8 +2,10 @@
 
 >>> make_detector().name == DEFAULT_DETECTOR
 True
->>> sorted(DETECTORS)[:1]
-['ew_zscore']
+>>> sorted(DETECTORS)[:2]
+['ew_zscore', 'river_gaussian']
+>>> make_detector("seasonal_z_both").name
+'seasonal_z_both'
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ from collections.abc import Callable
 
 from detectors.base import SeriesDetector
 from detectors.ew_zscore import EwZScore
+from detectors.river_gaussian import RiverGaussian
+from detectors.seasonal_z import SeasonalZ, seasonal_z_both
 
 DETECTORS: dict[str, Callable[[], SeriesDetector]] = {
     "ew_zscore": EwZScore,
+    "river_gaussian": RiverGaussian,
+    "seasonal_z": SeasonalZ,
+    "seasonal_z_both": seasonal_z_both,
 }
-DEFAULT_DETECTOR = "ew_zscore"
+DEFAULT_DETECTOR = "seasonal_z"
 
 
 def make_detector(name: str | None = None) -> SeriesDetector:
