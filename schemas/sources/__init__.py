@@ -5,9 +5,11 @@ Which format an ``llm`` event is in (first rule that applies):
 1. an explicit ``"format"`` field: ``native``, ``openai``, ``anthropic``, ``litellm`` or ``otel``;
 2. ``response_cost`` or ``startTime`` present → ``litellm`` (StandardLoggingPayload);
 3. a ``usage`` object → ``openai`` if it has ``prompt_tokens``, ``prompt_tokens_details`` or
-   ``input_tokens_details``, else ``anthropic`` (``input_tokens`` + ``cache_*_input_tokens``).
-   An ``input_tokens``-only usage means the same in both, since without cache details the
-   two conventions agree;
+   ``input_tokens_details``; ``anthropic`` if it has ``cache_creation_input_tokens`` or
+   ``cache_read_input_tokens`` or the event is ``"type": "message"``; else ``openai`` if the
+   event has ``created``, ``created_at`` or ``object``; else ``anthropic``. (A usage with only
+   ``input_tokens``/``output_tokens`` means the same in both conventions: they differ only
+   in how cache tokens are counted.)
 4. ``attributes`` or any ``gen_ai.*`` key → ``otel``;
 5. otherwise ``native`` (burnguard's own ``LlmUsageEvent``).
 
@@ -17,6 +19,8 @@ Which format an ``llm`` event is in (first rule that applies):
 'openai'
 >>> detect_format("llm", {"model": "m", "usage": {"input_tokens": 1, "cache_read_input_tokens": 0}})
 'anthropic'
+>>> detect_format("llm", {"model": "m", "created": 1, "usage": {"input_tokens": 1}})
+'openai'
 >>> detect_format("llm", {"gen_ai.request.model": "m"}), detect_format("llm", {"model": "m"})
 ('otel', 'native')
 """
@@ -49,6 +53,8 @@ FORMATS_BY_SOURCE: dict[str, tuple[str, ...]] = {
     src: tuple(name for name, (s, _, _) in FORMATS.items() if s == src) for src in ("llm", "gpu", "billing")
 }
 _OPENAI_USAGE_KEYS = ("prompt_tokens", "prompt_tokens_details", "input_tokens_details")
+_ANTHROPIC_USAGE_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+_OPENAI_EVENT_KEYS = ("created", "created_at", "object")
 
 
 def detect_format(source: str, item: dict[str, Any]) -> str:
@@ -62,7 +68,11 @@ def detect_format(source: str, item: dict[str, Any]) -> str:
         return "litellm"
     usage = item.get("usage")
     if isinstance(usage, dict):
-        return "openai" if any(k in usage for k in _OPENAI_USAGE_KEYS) else "anthropic"
+        if any(k in usage for k in _OPENAI_USAGE_KEYS):
+            return "openai"
+        if any(k in usage for k in _ANTHROPIC_USAGE_KEYS) or item.get("type") == "message":
+            return "anthropic"
+        return "openai" if any(k in item for k in _OPENAI_EVENT_KEYS) else "anthropic"
     if "attributes" in item or any(isinstance(k, str) and k.startswith("gen_ai.") for k in item):
         return "otel"
     return "native"
