@@ -23,8 +23,6 @@ from typing import Any
 import faust
 import orjson
 
-from detectors.monitor import SeriesMonitor
-from detectors.registry import make_detector
 from schemas.alert import Alert
 from schemas.bucket import Bucket
 from schemas.deadletter import DeadLetter
@@ -32,6 +30,7 @@ from schemas.ingest import parse_message
 from sinks.store import AlertStore
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, USAGE_TOPICS, Settings)
 from streams import state_codec
+from streams.scoring import BucketScorer
 from streams.windows import OpenBuckets
 
 log = logging.getLogger("burnguard")
@@ -160,28 +159,12 @@ async def tick() -> None:
 @app.agent(buckets_topic)
 async def detect(stream: faust.StreamT) -> None:
     """Score each closed bucket per (key, metric); open and resolve incidents as alerts."""
-    async for event in stream.events():
-        bucket = Bucket.model_validate_json(event.value)
-        if bucket.late:
-            continue  # a correction of a bucket already scored: spend counts it, detection does not
-        for metric in settings.metrics:
-            value = bucket.metric(metric, settings.min_requests_per_bucket)
-            if value is None:
-                continue
-            series = f"{bucket.key}#{metric}"
-            monitor: SeriesMonitor = _get(monitors, series) or SeriesMonitor(
-                make_detector(settings.detector), threshold=settings.alert_threshold)
-            incident = monitor.observe(bucket.start, value)
-            _put(monitors, series, monitor)
-            if incident is None:
-                continue
-            alert = Alert(
-                series_key=bucket.key, metric=metric, detector=monitor.detector.name,
-                score=incident.peak_score, observed=incident.observed, baseline=incident.expected.baseline,
-                expected_low=incident.expected.low, expected_high=incident.expected.high,
-                window_start=bucket.start, window_end=bucket.end, started_at=incident.started_at,
-                status=incident.status, severity="critical" if incident.peak_score >= 0.999999 else "warning")
-            await alerts_topic.send(key=bucket.key.encode(), value=alert.model_dump_json().encode())
+    scorer = BucketScorer(settings)
+    load = lambda series: _get(monitors, series)  # noqa: E731
+    save = lambda series, monitor: _put(monitors, series, monitor)  # noqa: E731
+    async for value in stream:
+        for alert in scorer.score(Bucket.model_validate_json(value), load, save):
+            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
 
 
 @app.agent(alerts_topic)

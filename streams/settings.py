@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     idle_flush_seconds: float = Field(10.0, gt=0, description="close buckets when a worker saw no event for this long")
     detector: str | None = Field(None, description="detector name (burnguard detect list); unset = default")
     alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
+    alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")
     metrics: list[str] = Field(["cost_per_inference", "spend"], description="metrics scored per key (JSON list)")
     min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
     slack_token: SecretStr | None = None

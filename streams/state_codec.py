@@ -11,7 +11,7 @@ burnguard's own packages, river and a few stdlib containers.
 >>> loads(pickle.dumps(os.system))
 Traceback (most recent call last):
 ...
-pickle.UnpicklingError: refusing to load posix.system from table state
+_pickle.UnpicklingError: refusing to load posix.system from table state
 """
 
 from __future__ import annotations

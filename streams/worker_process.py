@@ -1,0 +1,114 @@
+"""Run ``burnguard worker`` as a subprocess, and watch what it emits (demo and tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from schemas.alert import Alert
+from schemas.bucket import Bucket
+from sinks.store import AlertStore
+from streams.embedded_broker import free_port
+from streams.settings import ALERTS_TOPIC, BUCKETS_TOPIC
+from streams.topic_reader import TopicReader
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    """A worker pointed at ``broker_url`` and ``database_url``; extra settings as BURNGUARD_* env."""
+
+    def __init__(self, broker_url: str, database_url: str, log_path: Path, **settings: str) -> None:
+        self.log_path = log_path
+        self.env = {**os.environ, "BURNGUARD_BROKER": broker_url, "BURNGUARD_DATABASE_URL": database_url,
+                    "BURNGUARD_WEB_PORT": str(free_port()), "BURNGUARD_IDLE_FLUSH_SECONDS": "3",
+                    **{f"BURNGUARD_{k.upper()}": v for k, v in settings.items()}}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent)
+        return self
+
+    def check_alive(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise WorkerFailed(f"the worker exited with {code}; log tail:\n{tail}")
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> "WorkerProcess":
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[str, datetime],
+                     timeout: float, on_progress: Callable[[int, int], None] | None = None) -> list[Bucket]:
+    """Follow the buckets topic until every key's last minute has closed; return all buckets seen."""
+    reader = TopicReader(bootstrap, BUCKETS_TOPIC)
+    done: set[str] = set()
+    buckets: list[Bucket] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(done) < len(last_minute):
+            worker.check_alive()
+            if time.monotonic() > deadline:
+                raise WorkerFailed(f"timed out: {len(done)}/{len(last_minute)} keys fully processed")
+            for value in reader.poll():
+                bucket = Bucket.model_validate_json(value)
+                buckets.append(bucket)
+                if bucket.key in last_minute and bucket.start >= last_minute[bucket.key]:
+                    done.add(bucket.key)
+            if on_progress:
+                on_progress(len(done), sum(not b.late for b in buckets))
+    finally:
+        reader.close()
+    return buckets
+
+
+def wait_for_alerts(worker: WorkerProcess, bootstrap: str, database_url: str, timeout: float,
+                    settle: float = 2.0) -> list[Alert]:
+    """Wait until the store reflects every alert on the alerts topic; return the stored alerts."""
+    reader = TopicReader(bootstrap, ALERTS_TOPIC)
+    store = AlertStore(database_url)
+    latest: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            new = [Alert.model_validate_json(v) for v in reader.poll(timeout_ms=300)]
+            if new:
+                quiet_since = time.monotonic()
+            latest.update((a.fingerprint, a.status) for a in new)
+            stored = store.alerts()
+            if all({a.fingerprint: a.status for a in stored}.get(f) == s for f, s in latest.items()) \
+                    and time.monotonic() - quiet_since > settle:
+                return stored
+            worker.check_alive()
+            if time.monotonic() > deadline:
+                raise WorkerFailed("the store did not catch up with the alerts topic")
+    finally:
+        reader.close()
+        store.close()
