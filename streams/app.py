@@ -26,12 +26,14 @@ import orjson
 from schemas.alert import Alert
 from schemas.bucket import Bucket
 from schemas.deadletter import DeadLetter
-from schemas.ingest import parse_message
+from schemas.allocation import AllocationRules
+from schemas.ingest import Normalizer
+from schemas.pricing import PriceCatalog
 from sinks.store import AlertStore
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, USAGE_TOPICS, Settings)
 from streams import state_codec
 from streams.scoring import BucketScorer
-from streams.windows import OpenBuckets
+from streams.windows import OpenBuckets, window_record
 
 log = logging.getLogger("burnguard")
 
@@ -72,9 +74,15 @@ def _put(table: faust.Table, key: str, value: Any) -> None:
 monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
 
 
+def load_normalizer() -> Normalizer:
+    """Price catalog and allocation rules from settings; a bad file fails here with file, line and field."""
+    return Normalizer(PriceCatalog.load(settings.price_catalog), AllocationRules.load(settings.allocation_rules))
+
+
 @app.agent(usage_topic)
 async def normalize(stream: faust.StreamT) -> None:
     """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
+    normalizer = load_normalizer()
     async for event in stream.events():
         msg = event.message
         source = SOURCE_BY_TOPIC.get(msg.topic)
@@ -83,21 +91,14 @@ async def normalize(stream: faust.StreamT) -> None:
             records, rejects = [], []
             await _dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg, None)
         else:
-            records, rejects = parse_message(source, raw)  # type: ignore[arg-type]
+            records, rejects = normalizer.parse(source, raw)
         by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in records:
-            by_key[rec.allocation_key].append(_compact(rec))
+            by_key[rec.allocation_key].append(window_record(rec))
         for key, recs in by_key.items():
             await costs_topic.send(key=key.encode(), value=orjson.dumps(recs))
         for rej in rejects:
             await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
-
-
-def _compact(rec: Any) -> dict[str, Any]:
-    d = rec.model_dump(exclude_defaults=True, exclude={"ts", "team", "feature", "customer", "model",
-                                                       "environment", "request_id"})
-    d["ts"] = rec.ts.timestamp()
-    return d
 
 
 async def _dead_letter(raw: bytes, reason: str, msg: Any, index: int | None) -> None:

@@ -17,7 +17,7 @@ from schemas.bucket import Bucket
 from schemas.ingest import parse_message
 from streams.scoring import BucketScorer
 from streams.settings import Settings
-from streams.windows import OpenBuckets
+from streams.windows import OpenBuckets, window_record
 
 
 def replay(events: Iterable[dict[str, Any]], settings: Settings, source: str = "llm"
@@ -29,7 +29,7 @@ def replay(events: Iterable[dict[str, Any]], settings: Settings, source: str = "
         for rec in records:
             key = rec.allocation_key
             ob = windows.setdefault(key, OpenBuckets(key, settings.bucket_seconds))
-            ob.add({**rec.model_dump(exclude={"ts"}), "ts": rec.ts.timestamp()})
+            ob.add(window_record(rec))
     buckets = sorted((b for ob in windows.values() for b in ob.close_all()), key=lambda b: (b.key, b.start))
     scorer, monitors = BucketScorer(settings), dict[str, SeriesMonitor]()
     alerts = [a for b in buckets for a in scorer.score(b, monitors.get, monitors.__setitem__)]

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")
     metrics: list[str] = Field(["cost_per_inference", "spend"], description="metrics scored per key (JSON list)")
     min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
+    price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")
+    allocation_rules: str | None = Field(None, description="allocation rules YAML; unset = the shipped allocation.yaml")
     slack_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
 

@@ -26,6 +26,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from schemas.bucket import Bucket
+from schemas.cost import CostRecord
+
+def window_record(rec: CostRecord) -> dict[str, Any]:
+    """The compact form of a cost record on the ``costs`` topic: event time and what buckets sum."""
+    d: dict[str, Any] = {"ts": rec.ts.timestamp()}
+    for name in _SUMS:
+        v = getattr(rec, name)
+        if v:
+            d[name] = v
+    if not rec.priced:
+        d["priced"] = False
+    return d
+
 
 _SUMS = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
          "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd")

@@ -19,7 +19,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"no BURNGUARD_BROKER set: started the embedded broker at {broker.bootstrap}", flush=True)
         settings = Settings()
     create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions)
-    from streams.app import app  # imported after the broker URL is known: the app reads settings
+    from streams.app import app, load_normalizer  # imported after the broker URL is known
+
+    load_normalizer()  # fail now, with file/line/field, on a bad price catalog or allocation rules file
 
     sys.argv = ["burnguard", "worker", "--loglevel", args.loglevel,
                 *(["--without-web"] if args.without_web else [])]
