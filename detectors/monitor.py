@@ -1,17 +1,22 @@
 """One series under watch: a detector plus incident logic (alert once, then resolve).
 
 Feeds closed-bucket values; returns an :class:`Incident` transition when an incident
-opens or resolves, and ``None`` otherwise. Anomalous values are kept out of the
-baseline, unless they persist for ``adopt_after`` buckets: then they are a level
-shift and become the new normal.
+opens or resolves, and ``None`` otherwise. An incident opens after ``confirm``
+anomalous buckets in a row (``started_at`` is the first of them), or at once when the
+score is ``instant_factor`` times rarer than the threshold; it resolves after
+``quiet_buckets`` normal buckets. Anomalous values are kept out of the baseline, unless
+they persist for ``adopt_after`` buckets (a level shift becomes the new normal) or the
+detector is ``robust`` (it bounds the influence of one value itself and learns everything).
 
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
 >>> m = SeriesMonitor()
->>> values = [1.0] * 60 + [5.0] * 3 + [1.0] * 10
+>>> values = [1.0 + 0.02 * (i % 5) for i in range(200)] + [5.0] * 3 + [1.0] * 10
 >>> out = [m.observe(t0 + timedelta(minutes=i), v) for i, v in enumerate(values)]
->>> [(i, o.status) for i, o in enumerate(out) if o]
-[(60, 'firing'), (67, 'resolved')]
+>>> [(i, o.status, o.started_at.minute) for i, o in enumerate(out) if o]
+[(200, 'firing', 20), (207, 'resolved', 20)]
+>>> m.last_score < 0.9
+True
 """
 
 from __future__ import annotations
@@ -36,12 +41,18 @@ class Incident:
 
 class SeriesMonitor:
     def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
-                 quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0) -> None:
+                 quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0,
+                 confirm: int = 2, instant_factor: float = 100.0) -> None:
         self.detector = detector or make_detector()
         self.threshold = threshold
         # materiality: an incident also needs observed >= min_ratio x baseline (1.0 = off)
         self.min_ratio = min_ratio
         self.quiet_buckets = quiet_buckets
+        # persistence: an incident opens after ``confirm`` anomalous buckets in a row, or at once
+        # when the score is ``instant_factor`` times rarer than the threshold (1 - s <= (1 - thr) / f)
+        self.confirm = confirm
+        self.instant_factor = instant_factor
+        self.run_started: datetime | None = None
         self.adopt_after = adopt_after
         self.started_at: datetime | None = None
         self.peak = 0.0
@@ -65,9 +76,16 @@ class SeriesMonitor:
             self.detector.learn_one(x, t)
         if anomalous:
             self.quiet = 0
+            if self.anomalous_run == 1:
+                self.run_started = t
             if self.started_at is None:
-                self.started_at, self.peak = t, score
-                return Incident("firing", t, t, score, x, expected, score)
+                confirmed = self.anomalous_run >= getattr(self, "confirm", 1) or (
+                    1.0 - score <= (1.0 - self.threshold) / getattr(self, "instant_factor", 100.0))
+                if not confirmed:
+                    return None
+                started = self.run_started or t
+                self.started_at, self.peak = started, score
+                return Incident("firing", started, t, score, x, expected, score)
             self.peak = max(self.peak, score)
             return None
         if self.started_at is not None:

@@ -16,8 +16,11 @@ Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
   1 % of buckets reach the Gaussian 99 % point. Scores are then comparable across
   series: :func:`detectors.calibration.tail_score` of the calibrated ``z``.
 
-Works on raw values (zero and negative values are fine); ``direction="up"`` (the
-service default: spend that falls is not an incident) or ``"both"``. Warm-up needs
+``transform="auto"`` works in log space when the warm-up values are all positive (spend,
+cost per call, tokens per request: multiplicative seasonality and noise; a later zero
+bucket is skipped) and in raw space otherwise (zero and negative values are fine).
+A per-hour-of-day residual scale absorbs noisier nights. ``direction="up"`` (the service
+default: spend that falls is not an incident) or ``"both"``. Warm-up needs
 ``min_obs`` observations and either ``warmup`` of them or ``warmup_hours`` of event
 time, so a sparse series (a few calls a day) warms up after a few days.
 
@@ -46,16 +49,23 @@ from detectors.calibration import tail_score
 _Z99 = 2.5758  # two-sided 99 % point of a standard normal
 _WEEK_S = 7 * 86400.0
 _DAY_S = 86400.0
+_LOG_FLOOR = math.log(1e-9)
 
 
 class SeasonalZ:
     name = "seasonal_z"
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
 
-    def __init__(self, direction: str = "up", level_alpha: float = 0.05, season_alpha: float = 0.05,
-                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 3.0,
-                 scale_clip: float = 20.0, min_rel_scale: float = 0.01, warmup: int = 100,
-                 min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True) -> None:
+    def __init__(self, direction: str = "up", level_alpha: float = 0.05, season_alpha: float = 0.01,
+                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
+                 scale_clip: float = 4.0, min_rel_scale: float = 0.01, warmup: int = 100,
+                 min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
+                 hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 0.5,
+                 transform: str = "auto") -> None:
+        if transform not in ("raw", "log", "auto"):
+            raise ValueError("transform must be 'raw', 'log' or 'auto'")
+        self.transform = transform
+        self.use_log = transform != "raw"  # "auto" drops to raw at the first value <= 0 in warm-up
         if direction not in ("up", "both"):
             raise ValueError("direction must be 'up' or 'both'")
         self.two_sided = direction == "both"
@@ -70,6 +80,10 @@ class SeasonalZ:
         self.min_obs = min_obs
         self.warmup_s = warmup_hours * 3600.0
         self.seasonal = seasonal
+        self.hourly_scale = hourly_scale
+        self.hourly_alpha = hourly_alpha
+        self.hourly_floor = hourly_floor
+        self.hourly_ms = array("f", bytes(4 * 24))
         self.level = stats.EWMean(fading_factor=level_alpha)
         self.rms = 0.0
         self.q99 = _Z99
@@ -90,15 +104,25 @@ class SeasonalZ:
                 p += self.weekly[t.weekday() * 24 + h]
         return p
 
-    def _scale(self) -> float:
-        return max(self.rms, self.min_rel_scale * abs(self.level.get()), 1e-12)
+    def _scale(self, h: int | None = None) -> float:
+        r = self.rms
+        if h is not None and self.hourly_scale:
+            ms = self.hourly_ms[h]
+            if ms > 0.0:  # residual spread at this hour of day (nights are noisier for ratio metrics)
+                r = max(math.sqrt(ms), self.hourly_floor * r)
+        return max(r, self.min_rel_scale * (1.0 if self.use_log else abs(self.level.get())), 1e-12)
 
     def _calibrate(self, z: float) -> float:
         return z * (_Z99 / self.q99) if self.q99 > _Z99 else z
 
     def z(self, x: float, t: datetime) -> float:
         """Calibrated standardised deviation of ``x`` from the baseline at ``t``."""
-        return self._calibrate((x - self._predict(t, t.timestamp())) / self._scale())
+        return self._calibrate((self._y(x) - self._predict(t, t.timestamp())) / self._scale(t.hour))
+
+    def _y(self, x: float) -> float:
+        if self.use_log:
+            return math.log(x) if x > 1e-9 else _LOG_FLOOR
+        return x
 
     # -- protocol --------------------------------------------------------------------
     @property
@@ -106,25 +130,35 @@ class SeasonalZ:
         return self._warm
 
     def score_one(self, x: float, t: datetime) -> float:
-        if not self._warm:
-            return 0.0
+        if not self._warm or (self.use_log and x <= 0.0):
+            return 0.0  # log space: a zero bucket (no traffic) is not an upward anomaly
         return tail_score(self.z(x, t), self.two_sided)
 
     def learn_one(self, x: float, t: datetime) -> None:
         ts = t.timestamp()
         if self.n == 0:
             self.t_first = ts
+        if self.transform == "auto" and not self._warm and x <= 0 and self.use_log:
+            self.use_log = False  # zero/negative values: stay in raw space (decided during warm-up)
+            self.n, self.rms = 0, 0.0
+            self.level = stats.EWMean(fading_factor=self.level_alpha)
+        if self.use_log and x <= 0.0 and self._warm:
+            return  # log space: zero buckets carry no information about the positive level
         self.t_last = ts
         pred = self._predict(t, ts)
-        e = x - pred
+        e = self._y(x) - pred
         if self._warm:
-            scale = self._scale()
+            h = t.hour
+            scale = self._scale(h)
             a = abs(e) / scale
             # EW 99th percentile of |z| by stochastic approximation (step relative to its size)
             self.q99 += self.tail_alpha * max(self.q99, 0.5) * (0.99 if a > self.q99 else -0.01)
             lim = self.scale_clip * scale
             es = lim if e > lim else (-lim if e < -lim else e)
             self.rms = math.sqrt(self.rms * self.rms + self.scale_alpha * (es * es - self.rms * self.rms))
+            if self.hourly_scale:
+                ms = self.hourly_ms[h]
+                self.hourly_ms[h] = es * es if ms == 0.0 else ms + self.hourly_alpha * (es * es - ms)
             lim = self.clip * scale  # robust learning: one odd bucket moves the baseline a bounded amount
             e = lim if e > lim else (-lim if e < -lim else e)
         elif self.n > 0:  # warm-up: plain running RMS of one-step residuals
@@ -135,11 +169,10 @@ class SeasonalZ:
             base = self.level.get()
             self.daily[h] += self.season_alpha * (y - base - self.daily[h])
             y -= self.daily[h]
-            if ts - self.t_first >= _DAY_S:
-                w = t.weekday() * 24 + h
-                self.weekly[w] += self.season_alpha * (y - base - self.weekly[w])
-                if ts - self.t_first >= _WEEK_S:
-                    y -= self.weekly[w]
+            w = t.weekday() * 24 + h
+            self.weekly[w] += self.season_alpha * (y - base - self.weekly[w])
+            if ts - self.t_first >= _WEEK_S:
+                y -= self.weekly[w]
         self.level.update(y)
         self.n += 1
         if not self._warm and self.n >= self.min_obs and (
@@ -155,12 +188,15 @@ class SeasonalZ:
             if self.t_last - self.t_first >= _WEEK_S:
                 wd = int(((self.t_last // _DAY_S) + 3) % 7)  # 1970-01-01 was a Thursday (weekday 3)
                 base += self.weekly[wd * 24 + h]
-        half = 3.0 * self._scale() * max(1.0, self.q99 / _Z99)
+        half = 3.0 * self._scale(int((self.t_last % _DAY_S) // 3600)) * max(1.0, self.q99 / _Z99)
+        if self.use_log:
+            return Expected(math.exp(base), math.exp(base - half), math.exp(base + half))
         return Expected(base, base - half, base + half)
 
 
 def seasonal_z_both() -> SeasonalZ:
-    """Two-sided variant (drops are anomalies too), e.g. for NAB."""
-    d = SeasonalZ(direction="both")
+    """Two-sided, raw-space variant tuned on NAB (drops are anomalies too; values may be <= 0)."""
+    d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, clip=3.0, scale_clip=20.0,
+                  hourly_scale=False)
     d.name = "seasonal_z_both"
     return d
