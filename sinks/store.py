@@ -60,6 +60,7 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(String(2000))
     original_b64: Mapped[str] = mapped_column(String)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -122,8 +123,26 @@ class AlertStore:
                                 received_at=dl.received_at))
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters, newest first."""
+        return [dl for _, dl in self.dead_letter_rows(limit=limit)]
+
+    def dead_letter_rows(self, limit: int = 100, pending_only: bool = False, topic: str | None = None,
+                         reason_contains: str | None = None) -> list[tuple[int, DeadLetter]]:
+        """(id, dead letter) pairs, newest first; ``pending_only`` skips ones already replayed."""
         with Session(self.engine) as s:
-            rows = s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit))
-            return [DeadLetter(reason=r.reason, topic=r.topic, partition=r.partition, offset=r.offset,
-                               index=r.index, original_b64=r.original_b64, received_at=_utc(r.received_at))
-                    for r in rows]
+            q = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+            if pending_only:
+                q = q.where(DeadLetterRow.replayed_at.is_(None))
+            if topic:
+                q = q.where(DeadLetterRow.topic == topic)
+            if reason_contains:
+                q = q.where(DeadLetterRow.reason.contains(reason_contains))
+            return [(r.id, DeadLetter(reason=r.reason, topic=r.topic, partition=r.partition, offset=r.offset,
+                                      index=r.index, original_b64=r.original_b64,
+                                      received_at=_utc(r.received_at)))
+                    for r in s.scalars(q)]
+
+    def mark_replayed(self, ids: list[int]) -> None:
+        with Session(self.engine) as s, s.begin():
+            for row in s.scalars(select(DeadLetterRow).where(DeadLetterRow.id.in_(ids))):
+                row.replayed_at = datetime.now(timezone.utc)

@@ -1,24 +1,30 @@
-"""``burnguard publish``: validate JSON-lines usage events and send them as envelopes."""
+"""``burnguard publish``: validate usage events (JSON lines, or a FOCUS CSV) and send them as envelopes."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
-from schemas.ingest import parse_message
+from schemas.ingest import Normalizer
+from schemas.sources.focus import iter_focus_csv
 from sinks.kafka_producer import UsageProducer
 from streams.settings import USAGE_TOPICS, Settings
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def json_lines(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
     for n, line in enumerate(stream, 1):
         line = line.strip()
         if line:
-            yield n, line
+            yield f"line {n}", line
+
+
+def csv_rows(path: str) -> Iterator[tuple[str, bytes]]:
+    for n, row in enumerate(iter_focus_csv(path), 2):  # line 1 is the header
+        yield f"line {n}", orjson.dumps(row)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,23 +32,31 @@ def run(args: argparse.Namespace) -> int:
     if settings.broker is None:
         print("error: set BURNGUARD_BROKER=kafka://host:port (see `burnguard broker`)", file=sys.stderr)
         return 2
+    if args.file.endswith(".csv") and args.source != "billing":
+        print("error: CSV input is FOCUS billing rows: use --source billing", file=sys.stderr)
+        return 2
+    normalizer = Normalizer()
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     errors = 0
     with stream, UsageProducer(settings.bootstrap_servers, batch_size=args.batch_size) as producer:
-        for n, line in _lines(stream):
+        lines = csv_rows(args.file) if args.file.endswith(".csv") else json_lines(stream)
+        for where, raw in lines:
             if not args.no_validate:
-                _, rejects = parse_message(args.source, line)
+                _, rejects = normalizer.parse(args.source, raw)
                 if rejects:
                     errors += 1
                     for rej in rejects:
-                        where = f"line {n}" + (f", event {rej.index}" if rej.index is not None else "")
-                        print(f"{args.file}: {where}: {rej.reason}", file=sys.stderr)
+                        at = where + (f", event {rej.index}" if rej.index is not None else "")
+                        print(f"{args.file}: {at}: {rej.reason}", file=sys.stderr)
                     continue
             try:
-                producer.send(args.source, orjson.loads(line))
+                doc: Any = orjson.loads(raw)
             except orjson.JSONDecodeError as err:  # only reachable with --no-validate
                 errors += 1
-                print(f"{args.file}: line {n}: invalid JSON: {err}", file=sys.stderr)
+                print(f"{args.file}: {where}: invalid JSON: {err}", file=sys.stderr)
+                continue
+            for event in (doc if isinstance(doc, list) else doc.get("events", [doc]) if isinstance(doc, dict) else [doc]):
+                producer.send(args.source, event)
         producer.flush()
         sent, messages = producer.sent_events, producer.sent_messages
     print(f"sent {sent} events in {messages} messages to {USAGE_TOPICS[args.source]}; "
@@ -51,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("publish", help="publish JSON-lines usage events (validated, batched)")
-    p.add_argument("file", help="JSON-lines file, or - for stdin")
+    p = sub.add_parser("publish", help="publish usage events (validated, batched into envelopes)")
+    p.add_argument("file", help="JSON-lines file (one event or envelope per line), a FOCUS .csv, or - for stdin")
     p.add_argument("--source", choices=sorted(USAGE_TOPICS), default="llm")
     p.add_argument("--batch-size", type=int, default=500, help="events per envelope")
     p.add_argument("--no-validate", action="store_true", help="send without validating first")
