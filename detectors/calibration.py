@@ -28,7 +28,7 @@ _L_FLOOR = 6.0  # -log10(P_FLOOR)
 
 def log10_tail(z: float) -> float:
     """``-log10`` of the one-sided Gaussian tail ``P(Z > z)``, accurate far into the tail."""
-    if z < 5.0:
+    if z < 37.0:  # erfc is exact down to ~1e-300
         return -math.log10(max(0.5 * math.erfc(z / _SQRT2), 1e-300))
     # Mills-ratio asymptote: log P ~ -z^2/2 - log(z sqrt(2 pi))
     return (0.5 * z * z + math.log(z * math.sqrt(2.0 * math.pi))) / _LN10

@@ -2,7 +2,7 @@
 
 Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
 
-* **baseline** = a level (river ``stats.EWMean`` over de-seasonalised values) plus
+* **baseline** = an EW level over de-seasonalised values plus
   additive offsets per hour of day (24) and per hour of week (168, used once a week
   has been seen), float32 arrays indexed by the bucket's timestamp, so a surge that
   happens every Monday at 09:00 becomes part of the baseline;
@@ -41,8 +41,6 @@ import math
 from array import array
 from datetime import datetime
 
-from river import stats
-
 from detectors.base import Expected
 from detectors.calibration import tail_score
 
@@ -60,8 +58,8 @@ class SeasonalZ:
                  scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
                  scale_clip: float = 4.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
-                 hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 0.5,
-                 transform: str = "auto") -> None:
+                 hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
+                 transform: str = "auto", weekly_alpha: float = 0.03) -> None:
         if transform not in ("raw", "log", "auto"):
             raise ValueError("transform must be 'raw', 'log' or 'auto'")
         self.transform = transform
@@ -80,11 +78,13 @@ class SeasonalZ:
         self.min_obs = min_obs
         self.warmup_s = warmup_hours * 3600.0
         self.seasonal = seasonal
+        self.weekly_alpha = weekly_alpha
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
         self.hourly_floor = hourly_floor
         self.hourly_ms = array("f", bytes(4 * 24))
-        self.level = stats.EWMean(fading_factor=level_alpha)
+        self.level = 0.0
+        self.hour = -1
         self.rms = 0.0
         self.q99 = _Z99
         self.daily = array("f", bytes(4 * 24))
@@ -96,7 +96,7 @@ class SeasonalZ:
 
     # -- helpers ---------------------------------------------------------------------
     def _predict(self, t: datetime, ts: float) -> float:
-        p = self.level.get()
+        p = self.level
         if self.seasonal and self._warm:
             h = t.hour
             p += self.daily[h]
@@ -110,7 +110,7 @@ class SeasonalZ:
             ms = self.hourly_ms[h]
             if ms > 0.0:  # residual spread at this hour of day (nights are noisier for ratio metrics)
                 r = max(math.sqrt(ms), self.hourly_floor * r)
-        return max(r, self.min_rel_scale * (1.0 if self.use_log else abs(self.level.get())), 1e-12)
+        return max(r, self.min_rel_scale * (1.0 if self.use_log else abs(self.level)), 1e-12)
 
     def _calibrate(self, z: float) -> float:
         return z * (_Z99 / self.q99) if self.q99 > _Z99 else z
@@ -141,7 +141,7 @@ class SeasonalZ:
         if self.transform == "auto" and not self._warm and x <= 0 and self.use_log:
             self.use_log = False  # zero/negative values: stay in raw space (decided during warm-up)
             self.n, self.rms = 0, 0.0
-            self.level = stats.EWMean(fading_factor=self.level_alpha)
+            self.level = 0.0
         if self.use_log and x <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
         self.t_last = ts
@@ -158,7 +158,8 @@ class SeasonalZ:
             self.rms = math.sqrt(self.rms * self.rms + self.scale_alpha * (es * es - self.rms * self.rms))
             if self.hourly_scale:
                 ms = self.hourly_ms[h]
-                self.hourly_ms[h] = es * es if ms == 0.0 else ms + self.hourly_alpha * (es * es - ms)
+                ms = self.rms * self.rms if ms == 0.0 else ms
+                self.hourly_ms[h] = ms + self.hourly_alpha * (es * es - ms)
             lim = self.clip * scale  # robust learning: one odd bucket moves the baseline a bounded amount
             e = lim if e > lim else (-lim if e < -lim else e)
         elif self.n > 0:  # warm-up: plain running RMS of one-step residuals
@@ -166,22 +167,38 @@ class SeasonalZ:
         y = pred + e
         if self.seasonal and self._warm:
             h = t.hour
-            base = self.level.get()
+            base = self.level
             self.daily[h] += self.season_alpha * (y - base - self.daily[h])
             y -= self.daily[h]
             w = t.weekday() * 24 + h
-            self.weekly[w] += self.season_alpha * (y - base - self.weekly[w])
+            self.weekly[w] += self.weekly_alpha * (y - base - self.weekly[w])
             if ts - self.t_first >= _WEEK_S:
                 y -= self.weekly[w]
-        self.level.update(y)
+        self.level = y if self.n == 0 else self.level + self.level_alpha * (y - self.level)
         self.n += 1
+        if self.seasonal and self._warm and t.hour != self.hour:
+            self.hour = t.hour
+            self._normalise(t.hour)
         if not self._warm and self.n >= self.min_obs and (
                 self.n >= self.warmup or self.t_last - self.t_first >= self.warmup_s):
             self._warm = True
 
+    def _normalise(self, h: int) -> None:
+        """Keep the decomposition identifiable: daily offsets average 0 (the level holds the mean)
+        and the 7 weekly offsets of an hour average 0 (the daily offset holds the hour's mean)."""
+        daily, weekly = self.daily, self.weekly
+        m = sum(weekly[d * 24 + h] for d in range(7)) / 7.0
+        for d in range(7):
+            weekly[d * 24 + h] -= m
+        daily[h] += m
+        m = sum(daily) / 24.0
+        for i in range(24):
+            daily[i] -= m
+        self.level += m
+
     def expected(self) -> Expected:
         """Baseline at the last learnt time and a ±3 sd (calibrated) band."""
-        base = self.level.get()
+        base = self.level
         if self.seasonal and self._warm and self.n:
             h = int((self.t_last % _DAY_S) // 3600)
             base += self.daily[h]
@@ -196,7 +213,7 @@ class SeasonalZ:
 
 def seasonal_z_both() -> SeasonalZ:
     """Two-sided, raw-space variant tuned on NAB (drops are anomalies too; values may be <= 0)."""
-    d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, clip=3.0, scale_clip=20.0,
+    d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, weekly_alpha=0.05, clip=3.0, scale_clip=20.0,
                   hourly_scale=False)
     d.name = "seasonal_z_both"
     return d

@@ -1,0 +1,145 @@
+"""Known-answer tests for every registered detector and the default's seasonal / level-shift behaviour."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from detectors.base import SeriesDetector
+from detectors.monitor import SeriesMonitor
+from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_detector
+from detectors.seasonal_z import SeasonalZ
+
+T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
+
+
+def feed(d: SeriesDetector, xs: list[float], start: int = 0) -> None:
+    for i, x in enumerate(xs):
+        d.learn_one(x, T0 + timedelta(minutes=start + i))
+
+
+def noisy(n: int, level: float = 10.0, sd: float = 0.5, seed: int = 1) -> list[float]:
+    rng = random.Random(seed)
+    return [level + rng.gauss(0, sd) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_spike_high_noise_low(name: str) -> None:
+    d = make_detector(name)
+    assert isinstance(d, SeriesDetector)
+    feed(d, noisy(400))
+    t = T0 + timedelta(minutes=400)
+    assert d.warmed_up
+    assert d.score_one(30.0, t) >= 0.9999
+    assert d.score_one(10.2, t) < 0.99
+    rng = random.Random(9)
+    normal = [d.score_one(10 + rng.gauss(0, 0.5), t) for _ in range(500)]
+    assert sum(s >= 0.9999 for s in normal) <= 2  # calibrated: ~1e-4 tail, not a flood
+    assert all(0.0 <= s <= 1.0 for s in normal)
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_silent_during_warmup_and_picklable(name: str) -> None:
+    d = make_detector(name)
+    feed(d, noisy(5))
+    assert not d.warmed_up
+    assert d.score_one(1e6, T0) == 0.0
+    feed(d, noisy(300), start=5)
+    clone = pickle.loads(pickle.dumps(d))
+    t = T0 + timedelta(minutes=305)
+    assert clone.score_one(25.0, t) == d.score_one(25.0, t)
+    e = d.expected()
+    assert e.low <= e.baseline <= e.high
+    assert 8.0 < e.baseline < 12.0
+
+
+def test_default_state_is_small() -> None:
+    d = make_detector()
+    feed(d, noisy(3000))
+    assert len(pickle.dumps(SeriesMonitor(d))) <= 2048
+
+
+def test_monday_surge_not_flagged_after_a_few_weeks() -> None:
+    """A surge every Monday 09:00-10:00 becomes part of the hour-of-week baseline.
+
+    Known limitation (docs/detection.md): the first few minutes of the surge hour still
+    score high, because the hourly slot offset averages over the hour while the level lags.
+    """
+    d = SeasonalZ()
+    rng = random.Random(4)
+    first_week, later = [], []
+    for i in range(4 * 7 * 1440):
+        t = T0 + timedelta(minutes=i)
+        x = 10.0 * (1.0 + 0.5 * (9 <= t.hour < 17)) * (2.0 if (t.weekday() == 0 and t.hour == 9) else 1.0)
+        x *= math.exp(rng.gauss(0, 0.05))
+        if t.weekday() == 0 and t.hour == 9 and t.minute >= 10:
+            (later if i >= 3 * 7 * 1440 else first_week).append(d.score_one(x, t))
+        d.learn_one(x, t)
+    assert len(later) == 50
+    assert max(later) < 0.9999
+    assert sum(s >= 0.9999 for s in first_week) > sum(s >= 0.9999 for s in later)
+    # ... while the same surge on a Wednesday is an anomaly
+    t = T0 + timedelta(days=30, hours=9)
+    assert t.weekday() == 2
+    assert d.score_one(3.0 * 15.0, t) >= 0.9999
+
+
+def test_level_shift_alerts_once_then_becomes_normal() -> None:
+    m = SeriesMonitor(SeasonalZ(), threshold=0.9999)
+    rng = random.Random(2)
+    events = []
+    for i in range(3000):
+        level = 1.0 if i < 1500 else 2.0  # a rollout doubles cost per inference
+        ev = m.observe(T0 + timedelta(minutes=i), level * math.exp(rng.gauss(0, 0.05)))
+        if ev is not None:
+            events.append((i, ev.status))
+    firing = [i for i, s in events if s == "firing"]
+    assert len(firing) == 1 and 1500 <= firing[0] <= 1502
+    assert events[-1][1] == "resolved"  # and the new level is normal by the end
+    assert m.detector.expected().baseline == pytest.approx(2.0, rel=0.1)
+
+
+def test_keeps_rising_alerts_again() -> None:
+    m = SeriesMonitor(SeasonalZ(), threshold=0.9999)
+    rng = random.Random(3)
+    firing = 0
+    for i in range(4000):
+        level = 1.0 if i < 1500 else (2.0 if i < 2500 else 4.0)
+        ev = m.observe(T0 + timedelta(minutes=i), level * math.exp(rng.gauss(0, 0.05)))
+        firing += ev is not None and ev.status == "firing"
+    assert firing == 2
+
+
+def test_sparse_series_warms_up_and_flags_a_burst() -> None:
+    d = SeasonalZ()
+    rng = random.Random(5)
+    t = T0
+    for _ in range(30):  # 3 calls a day for 10 days
+        t += timedelta(hours=8)
+        d.learn_one(0.01 * math.exp(rng.gauss(0, 0.2)), t)
+    assert d.warmed_up
+    assert d.score_one(0.011, t + timedelta(hours=8)) < 0.99
+    assert d.score_one(0.5, t + timedelta(hours=8)) >= 0.9999
+
+
+def test_up_only_and_two_sided() -> None:
+    up, both = make_detector("seasonal_z"), make_detector("seasonal_z_both")
+    for d in (up, both):
+        feed(d, noisy(400))
+    t = T0 + timedelta(minutes=400)
+    assert up.score_one(2.0, t) == 0.0
+    assert both.score_one(2.0, t) >= 0.9999
+
+
+def test_zero_and_negative_values() -> None:
+    d = make_detector("seasonal_z_both")
+    rng = random.Random(6)
+    feed(d, [rng.gauss(0, 1) for _ in range(400)])
+    t = T0 + timedelta(minutes=400)
+    assert d.score_one(0.3, t) < 0.99
+    assert d.score_one(-9.0, t) >= 0.9999
+    assert DEFAULT_DETECTOR in DETECTORS
