@@ -151,6 +151,10 @@ class AllocationRules(BaseModel):
                     "the tag of its own name, [] reads none")
     defaults: dict[Dimension, str] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    _keys: tuple[tuple[str, tuple[str, ...]], ...] = PrivateAttr(())
+    _defaults: dict[str, str] = PrivateAttr(default_factory=dict)
+    _relevant: frozenset[str] = PrivateAttr(frozenset())
+    _cache: dict[tuple[Any, ...], Allocation] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "AllocationRules":
@@ -163,7 +167,7 @@ class AllocationRules(BaseModel):
         self._defaults = {d: self.defaults.get(d, BUILTIN_DEFAULTS[d]) for d in DIMENSIONS}  # type: ignore[call-overload]
         relevant = [k for _, keys in self._keys for k in keys] + [r.match.key for r in self.rules]
         self._relevant = frozenset(relevant)
-        self._cache: dict[tuple[Any, ...], Allocation] = {}
+        self._cache = {}
         return self
 
     def _dim_default(self, key: str) -> str | None:

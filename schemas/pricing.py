@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from schemas.events import Money, _utc
 from schemas.yamlconf import ConfigError, load_yaml_file
@@ -144,6 +144,12 @@ class PriceCatalog(BaseModel):
     currency: Literal["USD"] = "USD"
     models: dict[str, ModelEntry] = Field(default_factory=dict)
     gpu: GpuSection = Field(default_factory=GpuSection)
+    _names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _starts: dict[str, list[datetime]] = PrivateAttr(default_factory=dict)
+    _gpu_starts: dict[str, list[datetime]] = PrivateAttr(default_factory=dict)
+    _gpu_match: list[tuple[str, str]] = PrivateAttr(default_factory=list)
+    _resolved: dict[str, str | None] = PrivateAttr(default_factory=dict)
+    _sku_cache: dict[str, str | None] = PrivateAttr(default_factory=dict)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -152,22 +158,22 @@ class PriceCatalog(BaseModel):
 
     @model_validator(mode="after")
     def _index(self) -> "PriceCatalog":
-        self._names: dict[str, str] = {}
+        self._names = {}
         for name, entry in self.models.items():
             for alias in (name, *entry.aliases):
                 self._names[alias.lower()] = name
-        self._starts: dict[str, list[datetime]] = {
+        self._starts = {
             name: [_utc_start(p.effective_from) for p in e.prices] for name, e in self.models.items()
         }
-        self._gpu_starts: dict[str, list[datetime]] = {
+        self._gpu_starts = {
             sku: [_utc_start(r.effective_from) for r in s.rates] for sku, s in self.gpu.skus.items()
         }
         # longest match string first, so "H100 NVL" wins over "H100"
-        self._gpu_match: list[tuple[str, str]] = sorted(
+        self._gpu_match = sorted(
             ((m.lower(), sku) for sku, s in self.gpu.skus.items() for m in s.match),
             key=lambda p: -len(p[0]))
-        self._resolved: dict[str, str | None] = {}
-        self._sku_cache: dict[str, str | None] = {}
+        self._resolved = {}
+        self._sku_cache = {}
         return self
 
     # -- loading -------------------------------------------------------------------------
