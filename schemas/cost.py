@@ -14,6 +14,7 @@ buckets and detector state.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +33,12 @@ def _unescape(v: str) -> str:
     return v.replace("%3D", "=").replace("%7C", "|").replace("%25", "%")
 
 
+@lru_cache(maxsize=65536)
+def _key_string(*values: str) -> str:
+    """``str(AllocationKey(...))`` without building the model: this is on the per-event path."""
+    return "|".join(f"{f}={_escape(v)}" for f, v in zip(KEY_FIELDS, values))
+
+
 class AllocationKey(BaseModel):
     """Who and what a cost belongs to; its string form is the Kafka key."""
 
@@ -44,7 +51,7 @@ class AllocationKey(BaseModel):
     environment: str = "production"
 
     def __str__(self) -> str:
-        return "|".join(f"{f}={_escape(getattr(self, f))}" for f in KEY_FIELDS)
+        return _key_string(*(getattr(self, f) for f in KEY_FIELDS))
 
     @classmethod
     def parse(cls, key: str) -> "AllocationKey":
@@ -101,4 +108,4 @@ class CostRecord(BaseModel):
 
     @property
     def allocation_key(self) -> str:
-        return str(self.key)
+        return _key_string(self.team, self.feature, self.customer, self.model, self.environment)

@@ -180,3 +180,11 @@ def test_empty_envelope(n: Normalizer) -> None:
 def test_str_value_is_accepted(n: Normalizer) -> None:
     records, _ = n.parse("llm", orjson.dumps(native()).decode())  # type: ignore[arg-type]
     assert len(records) == 1
+
+
+def test_allocation_key_matches_the_key_model(n: Normalizer) -> None:
+    tags = {"team": "a|b", "feature": "x=y", "customer": "100%", "environment": "dev"}
+    records, _ = n.parse("llm", orjson.dumps(native(tags=tags)))
+    r = records[0]
+    assert r.allocation_key == str(r.key)
+    assert r.allocation_key == "team=a%7Cb|feature=x%3Dy|customer=100%25|model=gpt-4o|environment=dev"
