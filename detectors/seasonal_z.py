@@ -59,7 +59,7 @@ class SeasonalZ:
                  scale_clip: float = 4.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
-                 transform: str = "auto", weekly_alpha: float = 0.03) -> None:
+                 transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2) -> None:
         if transform not in ("raw", "log", "auto"):
             raise ValueError("transform must be 'raw', 'log' or 'auto'")
         self.transform = transform
@@ -78,6 +78,8 @@ class SeasonalZ:
         self.min_obs = min_obs
         self.warmup_s = warmup_hours * 3600.0
         self.seasonal = seasonal
+        self.short_alpha = short_alpha
+        self.zs = 0.0
         self.weekly_alpha = weekly_alpha
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
@@ -132,7 +134,14 @@ class SeasonalZ:
     def score_one(self, x: float, t: datetime) -> float:
         if not self._warm or (self.use_log and x <= 0.0):
             return 0.0  # log space: a zero bucket (no traffic) is not an upward anomaly
-        return tail_score(self.z(x, t), self.two_sided)
+        z = self.z(x, t)
+        s = tail_score(z, self.two_sided)
+        if self.short_alpha > 0.0:  # sustained moderate shift: EW mean of z vs its null spread
+            a = self.short_alpha
+            zc = max(-self.clip, min(self.clip, z))
+            zs = self.zs + a * (zc - self.zs)
+            s = max(s, tail_score(zs / math.sqrt(a / (2.0 - a)), self.two_sided))
+        return s
 
     def learn_one(self, x: float, t: datetime) -> None:
         ts = t.timestamp()
@@ -153,6 +162,9 @@ class SeasonalZ:
             a = abs(e) / scale
             # EW 99th percentile of |z| by stochastic approximation (step relative to its size)
             self.q99 += self.tail_alpha * max(self.q99, 0.5) * (0.99 if a > self.q99 else -0.01)
+            if self.short_alpha > 0.0:
+                zc = self._calibrate(e / scale)
+                self.zs += self.short_alpha * (max(-self.clip, min(self.clip, zc)) - self.zs)
             lim = self.scale_clip * scale
             es = lim if e > lim else (-lim if e < -lim else e)
             self.rms = math.sqrt(self.rms * self.rms + self.scale_alpha * (es * es - self.rms * self.rms))
@@ -214,6 +226,6 @@ class SeasonalZ:
 def seasonal_z_both() -> SeasonalZ:
     """Two-sided, raw-space variant tuned on NAB (drops are anomalies too; values may be <= 0)."""
     d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, weekly_alpha=0.05, clip=3.0, scale_clip=20.0,
-                  hourly_scale=False)
+                  hourly_scale=False, short_alpha=0.0)
     d.name = "seasonal_z_both"
     return d
