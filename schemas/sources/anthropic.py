@@ -34,8 +34,8 @@ FORMAT = "anthropic"
 class AnthropicUsage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    input_tokens: Count = 0
-    output_tokens: Count = 0
+    input_tokens: Count | None = 0
+    output_tokens: Count | None = 0
     cache_creation_input_tokens: Count | None = 0
     cache_read_input_tokens: Count | None = 0
 
@@ -63,7 +63,7 @@ def to_usage(e: AnthropicEvent) -> LlmUsage:
     meta = e.metadata or {}
     user = meta.get("user_id")
     return LlmUsage(ts=e.timestamp, model=e.model, provider=e.provider or "anthropic",
-                    input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                    input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
                     cache_read_tokens=u.cache_read_input_tokens or 0,
                     cache_write_tokens=u.cache_creation_input_tokens or 0,
                     cost_usd=e.cost_usd, latency_ms=e.latency_ms, request_id=e.id,

@@ -1,8 +1,8 @@
 """LiteLLM ``StandardLoggingPayload`` (what LiteLLM callbacks log for every call).
 
 Parsed loosely: LiteLLM versions add and rename fields, so unknown fields are ignored and
-most known ones are optional. ``response_cost`` (USD) is used when present; otherwise the
-call is priced from the catalog. Time is ``startTime`` (Unix seconds, float); latency is
+most known ones are optional. ``response_cost`` (USD; ``spend`` in LiteLLM_SpendLogs rows)
+is used when present; otherwise the call is priced from the catalog. Time is ``startTime`` (Unix seconds, float); latency is
 ``endTime - startTime``. Tokens: ``prompt_tokens`` follows the OpenAI convention (cache
 reads and writes inside it); the cache split comes from ``metadata.usage_object`` when
 LiteLLM logged it, and uncached input = prompt - cache read - cache write (floored at 0).
@@ -62,9 +62,11 @@ class LiteLlmPayload(BaseModel):
 
     format: Literal["litellm"] | None = None
     id: str | None = Field(None, max_length=200)
+    request_id: str | None = Field(None, max_length=200, description="LiteLLM_SpendLogs name for the id")
     call_type: str | None = None
     status: str | None = None
     response_cost: Money | None = None
+    spend: Money | None = Field(None, description="LiteLLM_SpendLogs rows call the cost `spend`")
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
     total_tokens: Count | None = None
@@ -78,6 +80,7 @@ class LiteLlmPayload(BaseModel):
     metadata: LiteLlmMetadata | None = None
     request_tags: list[Any] | None = None
     end_user: str | None = None
+    team_id: Any = Field(None, description="LiteLLM_SpendLogs rows carry the team at top level")
     cache_hit: bool | None = None
 
 
@@ -105,14 +108,15 @@ def to_usage(p: LiteLlmPayload) -> LlmUsage:
         latency = p.response_time * 1000.0
     provider = p.custom_llm_provider or (p.model.split("/", 1)[0] if "/" in p.model else None)
     tags = merged_tags(
-        {"team_id": m.user_api_key_team_id or m.team_id, "team_alias": m.user_api_key_team_alias or m.team_alias,
+        {"team_id": m.user_api_key_team_id or m.team_id or p.team_id, "team_alias": m.user_api_key_team_alias or m.team_alias,
          "api_key_alias": m.user_api_key_alias, "user_id": m.user_api_key_user_id,
          "org_id": m.user_api_key_org_id, "end_user": p.end_user or m.user_api_key_end_user_id,
          "model_group": p.model_group},
         m.spend_logs_metadata, split_kv_tags(p.request_tags))
     return LlmUsage(ts=p.startTime, model=p.model, provider=provider, input_tokens=uncached,
                     output_tokens=p.completion_tokens, cache_read_tokens=read, cache_write_tokens=write,
-                    cost_usd=p.response_cost, latency_ms=latency, request_id=p.id, tags=tags)
+                    cost_usd=p.response_cost if p.response_cost is not None else p.spend,
+                    latency_ms=latency, request_id=p.id or p.request_id, tags=tags)
 
 
 def to_cost_record(p: LiteLlmPayload, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:

@@ -188,3 +188,14 @@ def test_allocation_key_matches_the_key_model(n: Normalizer) -> None:
     r = records[0]
     assert r.allocation_key == str(r.key)
     assert r.allocation_key == "team=a%7Cb|feature=x%3Dy|customer=100%25|model=gpt-4o|environment=dev"
+
+
+def test_litellm_spend_logs_row(n: Normalizer) -> None:
+    row = {"request_id": "r1", "model": "gpt-4o", "spend": 0.25, "startTime": "2026-01-05T10:00:00Z",
+           "endTime": "2026-01-05T10:00:02Z", "prompt_tokens": 10, "completion_tokens": 2,
+           "team_id": "team-ml", "request_tags": ["feature=batch"], "metadata": {}}
+    records, rejects = n.parse("llm", orjson.dumps(row))
+    assert rejects == []
+    r = records[0]
+    assert (r.format, r.cost_usd, r.team, r.feature, r.latency_ms) == ("litellm", 0.25, "team-ml", "batch", 2000.0)
+    assert r.request_id == "r1"
