@@ -141,9 +141,13 @@ class Normalizer:
 
     def parse(self, source: str, value: bytes | None) -> tuple[list[CostRecord], list[Rejection]]:
         """Decode one Kafka message (one event or an envelope) from ``usage.<source>``."""
-        raw = value or b""
+        raw: Any = value or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogatepass")
+        elif isinstance(raw, (bytearray, memoryview)):
+            raw = bytes(raw)
+        elif not isinstance(raw, bytes):
+            return self._whole(f"message value must be bytes, got {type(raw).__name__}", b"")
         if source not in FORMATS_BY_SOURCE:
             return self._whole(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}", raw)
         if len(raw) > self.max_message_bytes:

@@ -199,3 +199,12 @@ def test_litellm_spend_logs_row(n: Normalizer) -> None:
     r = records[0]
     assert (r.format, r.cost_usd, r.team, r.feature, r.latency_ms) == ("litellm", 0.25, "team-ml", "batch", 2000.0)
     assert r.request_id == "r1"
+
+
+def test_non_bytes_values(n: Normalizer) -> None:
+    records, _ = n.parse("llm", bytearray(orjson.dumps(native())))  # type: ignore[arg-type]
+    assert len(records) == 1
+    records, _ = n.parse("llm", memoryview(orjson.dumps(native())))  # type: ignore[arg-type]
+    assert len(records) == 1
+    records, rejects = n.parse("llm", 42)  # type: ignore[arg-type]
+    assert records == [] and rejects[0].reason == "message value must be bytes, got int"
