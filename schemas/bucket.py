@@ -5,13 +5,15 @@
 ...            seconds=60, spend_usd=1.5, requests=10)
 >>> b.metric("cost_per_inference"), b.metric("spend"), b.end.minute
 (0.15, 1.5, 1)
+>>> load_buckets(dump_buckets([b, b])) == [b, b]
+True
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from schemas.events import UtcDatetime
 
@@ -62,3 +64,15 @@ class Bucket(BaseModel):
         if name == "cost_per_1k_tokens":
             return 1000 * self.spend_usd / self.tokens if self.tokens else None
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+
+
+_BUCKET_LIST = TypeAdapter(list[Bucket])
+
+
+def dump_buckets(buckets: list[Bucket]) -> bytes:
+    """A ``buckets`` topic message: the JSON array of buckets one key closed at once."""
+    return _BUCKET_LIST.dump_json(buckets)
+
+
+def load_buckets(value: bytes) -> list[Bucket]:
+    return _BUCKET_LIST.validate_json(value)

@@ -24,7 +24,7 @@ import faust
 import orjson
 
 from schemas.alert import Alert
-from schemas.bucket import Bucket
+from schemas.bucket import Bucket, dump_buckets, load_buckets
 from schemas.deadletter import DeadLetter
 from schemas.allocation import AllocationRules
 from schemas.ingest import Normalizer
@@ -127,9 +127,14 @@ async def aggregate(stream: faust.StreamT) -> None:
             newest = max(newest, rec["ts"])
         newest = max(newest, _get(watermarks, str(partition), (0.0, 0.0))[1])
         _put(watermarks, str(partition), (time.time(), newest))
-        for bucket in ob.close_until(newest - lateness):
-            await buckets_topic.send(key=key.encode(), value=bucket.model_dump_json().encode())
+        await _send_buckets(key, ob.close_until(newest - lateness))
         _put(open_buckets, key, ob)
+
+
+async def _send_buckets(key: str, buckets: list[Bucket]) -> None:
+    """One message per key with every bucket it closed: a backlog closes many at once."""
+    if buckets:
+        await buckets_topic.send(key=key.encode(), value=dump_buckets(buckets))
 
 
 _TICK = "__tick__"
@@ -145,8 +150,7 @@ async def _flush_idle(partition: int) -> None:
         # Each key is flushed by its own partition's tick, so its changelog stays co-partitioned.
         if ob.partition != partition or ob.oldest_end is None or ob.oldest_end > watermark:
             continue
-        for bucket in ob.close_until(watermark):
-            await buckets_topic.send(key=key.encode(), value=bucket.model_dump_json().encode())
+        await _send_buckets(key, ob.close_until(watermark))
         _put(open_buckets, key, ob)
 
 
@@ -161,10 +165,16 @@ async def tick() -> None:
 async def detect(stream: faust.StreamT) -> None:
     """Score each closed bucket per (key, metric); open and resolve incidents as alerts."""
     scorer = BucketScorer(settings)
-    load = lambda series: _get(monitors, series)  # noqa: E731
-    save = lambda series, monitor: _put(monitors, series, monitor)  # noqa: E731
     async for value in stream:
-        for alert in scorer.score(Bucket.model_validate_json(value), load, save):
+        touched: dict[str, Any] = {}  # each series' monitor is loaded and saved once per message
+
+        def load(series: str) -> Any:
+            return touched[series] if series in touched else _get(monitors, series)
+
+        alerts = [a for b in load_buckets(value) for a in scorer.score(b, load, touched.__setitem__)]
+        for series, monitor in touched.items():
+            _put(monitors, series, monitor)
+        for alert in alerts:
             await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from schemas.alert import Alert
-from schemas.bucket import Bucket
+from schemas.bucket import Bucket, load_buckets
 from sinks.store import AlertStore
 from streams.embedded_broker import free_port
 from streams.settings import ALERTS_TOPIC, BUCKETS_TOPIC
@@ -77,10 +77,10 @@ def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[st
             if time.monotonic() > deadline:
                 raise WorkerFailed(f"timed out: {len(done)}/{len(last_minute)} keys fully processed")
             for value in reader.poll():
-                bucket = Bucket.model_validate_json(value)
-                buckets.append(bucket)
-                if bucket.key in last_minute and bucket.start >= last_minute[bucket.key]:
-                    done.add(bucket.key)
+                for bucket in load_buckets(value):
+                    buckets.append(bucket)
+                    if bucket.key in last_minute and bucket.start >= last_minute[bucket.key]:
+                        done.add(bucket.key)
             if on_progress:
                 on_progress(len(done), sum(not b.late for b in buckets))
     finally:
