@@ -80,6 +80,7 @@ class SeasonalZ:
         self.seasonal = seasonal
         self.short_alpha = short_alpha
         self.zs = 0.0
+        self.zs_ms = short_alpha / (2.0 - short_alpha)
         self.weekly_alpha = weekly_alpha
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
@@ -140,7 +141,8 @@ class SeasonalZ:
             a = self.short_alpha
             zc = max(-self.clip, min(self.clip, z))
             zs = self.zs + a * (zc - self.zs)
-            s = max(s, tail_score(zs / math.sqrt(a / (2.0 - a)), self.two_sided))
+            # null spread of the EW mean: a/(2-a) for independent z, more when residuals are autocorrelated
+            s = max(s, tail_score(zs / math.sqrt(max(a / (2.0 - a), self.zs_ms)), self.two_sided))
         return s
 
     def learn_one(self, x: float, t: datetime) -> None:
@@ -165,6 +167,7 @@ class SeasonalZ:
             if self.short_alpha > 0.0:
                 zc = self._calibrate(e / scale)
                 self.zs += self.short_alpha * (max(-self.clip, min(self.clip, zc)) - self.zs)
+                self.zs_ms += self.scale_alpha * (self.zs * self.zs - self.zs_ms)
             lim = self.scale_clip * scale
             es = lim if e > lim else (-lim if e < -lim else e)
             self.rms = math.sqrt(self.rms * self.rms + self.scale_alpha * (es * es - self.rms * self.rms))
