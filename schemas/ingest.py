@@ -64,7 +64,8 @@ class Normalizer:
     """Validate, price and allocate usage events. Build once; ``parse`` is the hot path.
 
     ``catalog`` and ``rules`` default to the shipped ``prices.yaml`` and ``allocation.yaml``.
-    ``stats`` counts records, rejections, unpriced records and events per format.
+    ``stats`` counts ``records``, ``rejected``, ``unpriced``, ``format.<name>`` (records per
+    format), ``otel_spans_skipped`` and ``internal_errors``.
 
     >>> n = Normalizer()
     >>> recs, rej = n.parse("llm", b'{"events": [{"model": "gpt-4o", "created": 1767607200,'
@@ -132,7 +133,7 @@ class Normalizer:
                                          raw=_dumps(item) if envelope or not raw else raw))
                 continue
             records.append(rec)
-            stats[rec.format or "unknown"] += 1
+            stats["format." + (rec.format or "unknown")] += 1
             if not rec.priced:
                 stats["unpriced"] += 1
         stats["records"] += len(records)

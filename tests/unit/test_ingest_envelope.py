@@ -125,7 +125,7 @@ def test_unknown_model_is_kept_unpriced_and_counted(n: Normalizer) -> None:
     assert rejects == []
     assert [(r.priced, r.cost_usd) for r in records][0] == (False, 0.0)
     assert records[1].priced and records[1].cost_usd > 0
-    assert n.stats["unpriced"] == 1 and n.stats["records"] == 2
+    assert n.stats["unpriced"] == 1 and n.stats["records"] == 2 and n.stats["format.native"] == 2
 
 
 def test_unknown_gpu_sku_is_kept_unpriced(n: Normalizer) -> None:
