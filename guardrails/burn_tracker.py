@@ -1,0 +1,398 @@
+"""Per-budget burn state: trailing window sums, period-to-date spend, incidents and forecast.
+
+One :class:`BurnTracker` per budget id. Feed it every closed 1-minute bucket of spend that
+falls in the budget's scope (several allocation keys add into the same minute); each call
+evaluates the SRE multi-window burn-rate rules (:func:`detectors.burn_rate.evaluate`) at
+"now" = the end of the newest bucket seen, and returns *transitions* only:
+
+- ``firing`` once when a rule starts burning, ``resolved`` once when it stops (its long or
+  short window back below the factor);
+- ``threshold_80``, ``threshold_100``, ...: once per period when the period-to-date spend
+  crosses that fraction of the cap (status ``firing``; they reset with the period).
+
+State is small and picklable (no closures): a 1-minute ring long enough for the windows up
+to 1 h (exact sums), a coarse ring (5-minute slots by default, at most 73 slots) for longer
+windows, whose oldest, partly covered slot is pro-rated by time (exact whenever "now" and
+the window are slot-aligned, otherwise off by less than one slot's spend), the period-to-date
+spend, the fired thresholds and the open incidents. About 1.3 KB pickled with the default rules.
+
+Projection (cheap and robust, documented in ``docs/budgets.md``): the spend rate over the
+longest rule window (6 h by default; over the time seen so far, at least 1 h, while the
+tracker is younger than the window) is carried to the end of the period:
+``projected = period_spent + rate * (period_end - now)``; exhaustion is ``now`` when the cap
+is already spent, ``now + (cap - spent) / rate`` when that is before the period ends, else
+``None``.
+
+>>> from datetime import datetime, timezone, timedelta
+>>> from guardrails.budgets import BudgetSpec
+>>> from detectors.burn_rate import DEFAULT_RULES
+>>> spec = BudgetSpec("team-a", 3000.0, "month", DEFAULT_RULES, (0.8, 1.0), ())
+>>> tr = BurnTracker.from_spec(spec)
+>>> t0 = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+>>> events = [e for m in range(40) for e in tr.observe(t0 + timedelta(minutes=m), 2.6)]
+>>> [(e.rule, e.status, e.at.strftime("%H:%M"), round(e.long_rate, 2)) for e in events]
+[('fast', 'firing', '12:24', 14.98)]
+>>> tr.advance(t0 + timedelta(minutes=43))      # spend stopped at 12:40; 5 min still burning
+[]
+>>> [(e.rule, e.status, e.at.strftime("%H:%M")) for e in tr.advance(t0 + timedelta(minutes=44))]
+[('fast', 'resolved', '12:44')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from detectors.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
+from guardrails.budgets import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
+
+__all__ = ["BurnEvent", "BurnTracker", "threshold_name"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Windows up to this length are summed exactly from the 1-minute ring.
+FINE_MAX_S = 3600
+#: Upper bound on coarse slots (the slot length grows for longer windows to keep state small).
+MAX_COARSE_SLOTS = 72
+#: Minimum coarse slot, minutes.
+MIN_SLOT_MIN = 5
+#: While the tracker has seen less than the forecast window, its rate is averaged over at least this.
+MIN_RATE_SPAN_S = 3600
+_STATE_VERSION = 1
+
+
+def threshold_name(fraction: float) -> str:
+    """Rule name of a period-to-date threshold event.
+
+    >>> threshold_name(0.8), threshold_name(1.0), threshold_name(0.125)
+    ('threshold_80', 'threshold_100', 'threshold_12.5')
+    """
+    pct = round(fraction * 100, 6)
+    return f"threshold_{int(pct)}" if pct == int(pct) else f"threshold_{pct:g}"
+
+
+def _minute(t: datetime) -> int:
+    """Whole minutes since the epoch (floor); naive datetimes are UTC."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return math.floor((t - _EPOCH).total_seconds() / 60)
+
+
+def _at(minute: int) -> datetime:
+    return _EPOCH + timedelta(minutes=minute)
+
+
+@dataclass(frozen=True, slots=True)
+class BurnEvent:
+    """A budget transition for the alert / guardrail path.
+
+    ``kind`` is ``burn_rate`` (rule ``fast``, ``slow``, ...; rates are the rule's long and
+    short window burn rates) or ``threshold`` (rule ``threshold_80`` ...; ``long_rate`` is
+    the period-to-date burn rate, ``short_rate`` the burn rate over the forecast window).
+    ``started_at`` is when the incident opened (a ``resolved`` event repeats its firing's),
+    so ``(budget_id, rule, started_at)`` identifies an incident (fingerprint).
+    """
+
+    budget_id: str
+    rule: str
+    severity: str
+    status: Literal["firing", "resolved"]
+    at: datetime
+    long_rate: float
+    short_rate: float
+    period_spent_usd: float
+    cap_usd: float
+    projected_spend_usd: float  # at the end of the period
+    projected_exhaustion: datetime | None  # None: not exhausted within the period at the current rate
+    started_at: datetime
+    period_start: datetime
+    period_end: datetime
+    kind: Literal["burn_rate", "threshold"] = "burn_rate"
+    threshold: float | None = None  # fraction of the cap, threshold events only
+
+    @property
+    def fraction_spent(self) -> float:
+        return self.period_spent_usd / self.cap_usd if self.cap_usd else math.inf
+
+
+class BurnTracker:
+    """State of one budget. Build with :meth:`from_spec`; feed with :meth:`observe`.
+
+    Pickles to a compact tuple (see ``__getstate__``); the rings' geometry follows the
+    rules' windows, so a week-long window does not make the state larger.
+    """
+
+    __slots__ = ("budget_id", "cap_usd", "period", "rules", "thresholds",
+                 "_fine", "_coarse", "_k", "_head", "_origin",
+                 "_pstart", "_pend", "_spent", "_fired", "_active")
+
+    def __init__(self, budget_id: str, cap_usd: float, period: Period = "month",
+                 rules: Sequence[BurnRule] = DEFAULT_RULES,
+                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
+        self.budget_id = budget_id
+        self.cap_usd = float(cap_usd)
+        self.period: Period = period
+        self.rules: tuple[BurnRule, ...] = tuple(rules)
+        self.thresholds: tuple[float, ...] = tuple(sorted(thresholds))
+        self._head: int | None = None  # newest bucket start seen, minutes since epoch
+        self._origin: int | None = None  # oldest bucket start seen
+        self._pstart = 0  # current period [start, end), minutes since epoch
+        self._pend = 0
+        self._spent = 0.0  # period-to-date spend
+        self._fired = 0  # bit i: thresholds[i] fired this period
+        self._active: dict[str, int] = {}  # rule name -> minute its incident opened
+        self._geometry()
+
+    @classmethod
+    def from_spec(cls, spec: BudgetSpec) -> "BurnTracker":
+        return cls(spec.id, spec.cap_usd, spec.period, spec.rules, spec.thresholds)
+
+    def configure(self, spec: BudgetSpec) -> None:
+        """Apply a changed budget (cap grant, new thresholds or rules) keeping the state.
+
+        Trailing sums survive unless the rules' windows change the ring geometry (then they
+        restart empty). Incidents of rules that no longer exist are dropped without an event.
+        """
+        old = (len(self._fine), len(self._coarse), self._k)
+        self.budget_id, self.cap_usd = spec.id, float(spec.cap_usd)
+        new_thresholds = tuple(sorted(spec.thresholds))
+        if new_thresholds != self.thresholds:
+            fired = {t for i, t in enumerate(self.thresholds) if self._fired >> i & 1}
+            self._fired = sum(1 << i for i, t in enumerate(new_thresholds) if t in fired)
+            self.thresholds = new_thresholds
+        self.rules = tuple(spec.rules)
+        self._active = {n: m for n, m in self._active.items() if any(r.name == n for r in self.rules)}
+        if spec.period != self.period:
+            self.period = spec.period
+            self._pend = 0  # re-derived from the next bucket; period-to-date restarts
+            self._spent, self._fired = 0.0, 0
+        fine, coarse, k = self._fine, self._coarse, self._k
+        self._geometry()
+        if (len(self._fine), len(self._coarse), self._k) == old:
+            self._fine, self._coarse = fine, coarse
+
+    def _geometry(self) -> None:
+        windows = needed_windows(self.rules) if self.rules else [60]
+        for w in windows:
+            if w % 60:
+                raise ValueError(f"window {w}s is not a whole number of minutes")
+        n_max = max(windows) // 60
+        fine = max((w // 60 for w in windows if w <= FINE_MAX_S), default=1)
+        self._fine = [0.0] * fine
+        if n_max <= fine:
+            self._k, self._coarse = 1, []
+        else:
+            self._k = max(MIN_SLOT_MIN, -(-n_max // MAX_COARSE_SLOTS))
+            self._coarse = [0.0] * (-(-n_max // self._k) + 1)
+
+    # ------------------------------------------------------------------ state (pickle)
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        rules = tuple((r.name, r.long_s, r.short_s, r.factor, r.severity) for r in self.rules)
+        return (_STATE_VERSION, self.budget_id, self.cap_usd, self.period, rules, self.thresholds,
+                self._fine, self._coarse, self._k, self._head, self._origin, self._pstart, self._pend,
+                self._spent, self._fired, self._active)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if state[0] != _STATE_VERSION:
+            raise ValueError(f"unknown BurnTracker state version {state[0]!r}")
+        (_, self.budget_id, self.cap_usd, self.period, rules, self.thresholds, self._fine, self._coarse,
+         self._k, self._head, self._origin, self._pstart, self._pend, self._spent, self._fired,
+         self._active) = state
+        self.rules = tuple(BurnRule(*r) for r in rules)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BurnTracker) and self.__getstate__() == other.__getstate__()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        now = self.now
+        return (f"BurnTracker({self.budget_id!r}, spent={self._spent:.2f}/{self.cap_usd:g} {self.period}, "
+                f"now={now.isoformat() if now else None}, active={sorted(self._active)})")
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def now(self) -> datetime | None:
+        """End of the newest bucket seen (the tracker's event-time clock)."""
+        return None if self._head is None else _at(self._head + 1)
+
+    @property
+    def period_spent_usd(self) -> float:
+        return self._spent
+
+    @property
+    def period_start(self) -> datetime | None:
+        return _at(self._pstart) if self._pend else None
+
+    @property
+    def period_end(self) -> datetime | None:
+        return _at(self._pend) if self._pend else None
+
+    @property
+    def active(self) -> dict[str, datetime]:
+        """Open incidents: rule name -> when it started firing."""
+        return {n: _at(m) for n, m in self._active.items()}
+
+    def window_sum(self, window_s: int) -> float:
+        """Spend in the trailing window ``(now - window_s, now]`` (bucket starts), from the rings."""
+        head = self._head
+        if head is None:
+            return 0.0
+        n = window_s // 60
+        fine = self._fine
+        if n <= len(fine):
+            f = len(fine)
+            return sum(fine[(head - i) % f] for i in range(n))
+        coarse, k = self._coarse, self._k
+        c = len(coarse)
+        n = min(n, (c - 1) * k)  # never read a slot the ring no longer holds
+        start = head - n + 1
+        cs, ch = start // k, head // k
+        total = sum(coarse[j % c] for j in range(cs + 1, ch + 1))
+        return total + coarse[cs % c] * (k - (start - cs * k)) / k
+
+    def window_sums(self) -> dict[int, float]:
+        """Sums for every window the rules need (the input of :func:`detectors.burn_rate.evaluate`)."""
+        return {w: self.window_sum(w) for w in needed_windows(self.rules)}
+
+    def _budget(self) -> Budget:
+        return Budget(self.cap_usd, float((self._pend - self._pstart) * 60))
+
+    def projection(self) -> tuple[float, datetime | None]:
+        """(projected end-of-period spend, projected exhaustion time or ``None``); see the module doc."""
+        if self._head is None or not self._pend:
+            return self._spent, None
+        now_m = self._head + 1
+        w = max(needed_windows(self.rules)) if self.rules else 3600
+        seen_s = (now_m - (self._origin if self._origin is not None else self._head)) * 60
+        span = min(w, max(seen_s, min(w, MIN_RATE_SPAN_S)))
+        rate = max(self.window_sum(w), 0.0) / span  # $/s
+        remaining = max(self._pend - now_m, 0) * 60
+        projected = self._spent + rate * remaining
+        if self._spent >= self.cap_usd:
+            return projected, _at(now_m)
+        if rate > 0:
+            secs = (self.cap_usd - self._spent) / rate
+            if secs <= remaining:
+                return projected, _at(now_m) + timedelta(seconds=secs)
+        return projected, None
+
+    # ------------------------------------------------------------------ writing
+
+    def observe(self, bucket_start: datetime, spend_usd: float) -> list[BurnEvent]:
+        """Add one closed bucket's spend for this budget and return the transitions it causes.
+
+        Calls with the same ``bucket_start`` add up (several keys of one budget). Buckets may
+        arrive out of order: one within the longest window updates the trailing sums; an
+        older one still counts for period-to-date spend if it is in the current period (a
+        bucket of an earlier period is ignored: that period is closed).
+        """
+        m = _minute(bucket_start)
+        self._advance_to(m)
+        head = self._head
+        assert head is not None
+        spend = float(spend_usd)
+        fine = self._fine
+        if head - m < len(fine):
+            fine[m % len(fine)] += spend
+        coarse, k = self._coarse, self._k
+        if coarse and head // k - m // k < len(coarse):
+            coarse[(m // k) % len(coarse)] += spend
+        if self._origin is None or m < self._origin:
+            self._origin = m
+        if self._pstart <= m < self._pend:
+            self._spent += spend
+        return self._transitions()
+
+    def advance(self, now: datetime) -> list[BurnEvent]:
+        """Move the clock to ``now`` without spend (no bucket closed: nothing was spent).
+
+        Call it on a timer (e.g. each minute) so an incident resolves even when spend stops
+        completely and no more buckets arrive. A ``now`` at or before the clock does nothing.
+        """
+        if self._head is None:
+            return []
+        m = _minute(now) - 1  # the last minute that has ended by `now`
+        if m <= self._head:
+            return []
+        self._advance_to(m)
+        return self._transitions()
+
+    def _advance_to(self, m: int) -> None:
+        head = self._head
+        if head is None:
+            self._head = m
+            self._origin = m
+            self._new_period(m)
+            return
+        if m <= head:
+            return
+        fine = self._fine
+        f = len(fine)
+        for i in range(head + 1, head + 1 + min(m - head, f)):
+            fine[i % f] = 0.0
+        coarse, k = self._coarse, self._k
+        if coarse:
+            c = len(coarse)
+            ch, cm = head // k, m // k
+            for j in range(ch + 1, ch + 1 + min(cm - ch, c)):
+                coarse[j % c] = 0.0
+        self._head = m
+        if m >= self._pend:
+            self._new_period(m)
+
+    def _new_period(self, m: int) -> None:
+        start, end = period_bounds(self.period, _at(m))
+        self._pstart, self._pend = _minute(start), _minute(end)
+        self._spent, self._fired = 0.0, 0
+
+    def _transitions(self) -> list[BurnEvent]:
+        head = self._head
+        assert head is not None
+        now_m = head + 1
+        budget = self._budget()
+        sums = self.window_sums()
+        burning = {a.rule.name: a for a in evaluate(sums, budget, self.rules)}
+        out: list[BurnEvent] = []
+        proj: tuple[float, datetime | None] | None = None
+        for r in self.rules:
+            alert = burning.get(r.name)
+            opened = self._active.get(r.name)
+            if (alert is None) == (opened is None):
+                continue
+            if proj is None:
+                proj = self.projection()
+            if alert is not None:
+                self._active[r.name] = opened = now_m
+                status: Literal["firing", "resolved"] = "firing"
+                lr, sr = alert.long_rate, alert.short_rate
+            else:
+                del self._active[r.name]
+                status = "resolved"
+                lr, sr = burn_rate(sums[r.long_s], r.long_s, budget), burn_rate(sums[r.short_s], r.short_s, budget)
+            assert opened is not None
+            out.append(self._event(r.name, r.severity, status, lr, sr, proj, opened))
+        for i, t in enumerate(self.thresholds):
+            if not self._fired >> i & 1 and self._spent >= t * self.cap_usd:
+                self._fired |= 1 << i
+                if proj is None:
+                    proj = self.projection()
+                elapsed = max(now_m - self._pstart, 1) * 60
+                ptd_rate = self._spent / (budget.rate_per_s * elapsed)
+                w = max(needed_windows(self.rules)) if self.rules else 3600
+                out.append(self._event(threshold_name(t), "page" if t >= 1.0 else "ticket", "firing", ptd_rate,
+                                       burn_rate(self.window_sum(w), w, budget), proj, now_m,
+                                       kind="threshold", threshold=t))
+        return out
+
+    def _event(self, rule: str, severity: str, status: Literal["firing", "resolved"], long_rate: float,
+               short_rate: float, proj: tuple[float, datetime | None], opened: int,
+               kind: Literal["burn_rate", "threshold"] = "burn_rate", threshold: float | None = None) -> BurnEvent:
+        assert self._head is not None
+        return BurnEvent(self.budget_id, rule, severity, status, _at(self._head + 1), long_rate, short_rate,
+                         self._spent, self.cap_usd, proj[0], proj[1], _at(opened), _at(self._pstart),
+                         _at(self._pend), kind, threshold)
