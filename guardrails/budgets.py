@@ -88,6 +88,10 @@ def period_bounds(period: Period, t: datetime) -> tuple[datetime, datetime]:
 # --------------------------------------------------------------------------- config (YAML)
 
 
+def _err(loc: tuple[Any, ...], msg: str, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value_error", msg), loc=loc, input=value)
+
+
 class RuleConf(BaseModel):
     """A burn-rate rule: page when both windows burn at ``factor`` times the even rate."""
 
@@ -101,14 +105,14 @@ class RuleConf(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> "RuleConf":
-        for name in ("long_s", "short_s"):
-            if getattr(self, name) % 60:
-                raise PydanticCustomError("value_error", "{field} must be a multiple of 60 (1-minute buckets)",
-                                          {"field": name})
-        if self.short_s >= self.long_s:
-            raise PydanticCustomError("value_error", "short_s must be shorter than long_s")
+        errors = [_err((name,), f"{name} must be a multiple of 60 (1-minute buckets)", getattr(self, name))
+                  for name in ("long_s", "short_s") if getattr(self, name) % 60]
+        if not errors and self.short_s >= self.long_s:
+            errors.append(_err(("short_s",), "short_s must be shorter than long_s", self.short_s))
         if self.long_s > 7 * 86400:
-            raise PydanticCustomError("value_error", "long_s is at most 7 days (604800)")
+            errors.append(_err(("long_s",), "long_s is at most 7 days (604800)", self.long_s))
+        if errors:
+            raise ValidationError.from_exception_data("RuleConf", errors)
         return self
 
     def to_rule(self) -> BurnRule:
@@ -205,10 +209,6 @@ class BudgetConf(Settings):
         return v
 
 
-def _err(loc: tuple[Any, ...], msg: str, value: Any) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("value_error", msg), loc=loc, input=value)
-
-
 class BudgetsFile(BaseModel):
     """The whole ``budgets.yaml``: tiers, defaults and the budgets, cross-checked."""
 
@@ -249,8 +249,8 @@ class BudgetsFile(BaseModel):
             parent = self.budgets[seen[b.parent]]
             if b.parent == b.id or not _narrower(b.scope.sets(), parent.scope.sets()):
                 errors.append(_err(("budgets", i, "scope"),
-                                   f"scope must be narrower than the parent {b.parent!r}'s "
-                                   f"{_show(parent.scope.sets())}: keep each of its dimensions "
+                                   f"scope must be narrower than its parent {b.parent!r} "
+                                   f"({_show(parent.scope.sets())}): keep each of its dimensions "
                                    f"(same or fewer values) and restrict at least one more", b.parent))
         if errors:
             raise ValidationError.from_exception_data("BudgetsFile", errors)
@@ -266,8 +266,8 @@ def _narrower(child: Mapping[str, frozenset[str]], parent: Mapping[str, frozense
 
 def _show(scope: Mapping[str, frozenset[str]]) -> str:
     if not scope:
-        return "scope (everything)"
-    return "scope {" + ", ".join(f"{d}: {sorted(v)}" for d, v in scope.items()) + "}"
+        return "scope: everything"
+    return "scope: {" + ", ".join(f"{d}: {sorted(v)}" for d, v in scope.items()) + "}"
 
 
 # --------------------------------------------------------------------------- resolved budgets
