@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -57,6 +57,7 @@ class LlmUsageEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    format: Literal["native"] | None = Field(None, description="optional; names this format on usage.llm")
     timestamp: UtcDatetime
     model: str = Field(min_length=1, max_length=200)
     provider: str = Field(UNKNOWN, max_length=64)
