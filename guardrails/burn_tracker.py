@@ -44,10 +44,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from detectors.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
 from guardrails.budgets import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
+
+if TYPE_CHECKING:
+    from detectors.forecast import Forecast
 
 __all__ = ["BurnEvent", "BurnTracker", "threshold_name"]
 
@@ -165,9 +168,9 @@ class BurnTracker:
         self.rules = tuple(spec.rules)
         self._active = {n: m for n, m in self._active.items() if any(r.name == n for r in self.rules)}
         if spec.period != self.period:
-            self.period = spec.period
-            self._pend = 0  # re-derived from the next bucket; period-to-date restarts
-            self._spent, self._fired = 0.0, 0
+            self.period = spec.period  # period-to-date restarts in the new period containing "now"
+            if self._head is not None:
+                self._new_period(self._head)
         fine, coarse, k = self._fine, self._coarse, self._k
         self._geometry()
         if (len(self._fine), len(self._coarse), self._k) == old:
@@ -280,6 +283,30 @@ class BurnTracker:
             if secs <= remaining:
                 return projected, _at(now_m) + timedelta(seconds=secs)
         return projected, None
+
+    def forecast(self) -> tuple["Forecast", datetime | None]:
+        """Optional statsmodels forecast (:func:`detectors.forecast.forecast_period`, Holt damped trend).
+
+        History = the coarse ring's complete slots since the tracker started (5-minute steps by
+        default, so at most the last 6 h); returns the forecast and the projected exhaustion
+        time (``None`` if not within the period). Slower (a model fit, milliseconds) than
+        :meth:`projection`: call it when building an escalation, not per bucket.
+        """
+        from detectors.forecast import forecast_period
+
+        if self._head is None or not self._pend:
+            return forecast_period([], self._spent, self.cap_usd, 0), None
+        now_m = self._head + 1
+        ring, k = (self._coarse, self._k) if self._coarse else (self._fine, 1)
+        n = len(ring)
+        last = now_m // k - 1  # newest complete step
+        first = max(last - (n - 2 if ring is self._coarse else n - 1),
+                    -(-(self._origin if self._origin is not None else self._head) // k))
+        history = [ring[j % n] for j in range(first, last + 1)]
+        steps = -(-max(self._pend - now_m, 0) // k)
+        f = forecast_period(history, self._spent, self.cap_usd, steps)
+        at = None if f.exhausted_in_steps is None else _at(now_m + f.exhausted_in_steps * k)
+        return f, at
 
     # ------------------------------------------------------------------ writing
 

@@ -241,6 +241,18 @@ def test_projection_of_a_young_tracker_uses_the_time_seen_and_none_when_under_ca
     assert young.projection()[0] == pytest.approx(0.2 + 0.2 / 60 * (remaining_min + 110))
 
 
+def test_optional_statsmodels_forecast() -> None:
+    steady = BurnTracker.from_spec(MONTHLY)
+    feed(steady, ((t, 0.5) for t in minutes(datetime(2026, 11, 10, tzinfo=UTC), 720)))
+    f, exhaustion = steady.forecast()  # flat history: mean rate, same numbers as the projection above
+    assert (f.method, exhaustion) == ("mean_rate", datetime(2026, 11, 14, 4, tzinfo=UTC))
+    assert f.expected_total == pytest.approx(360 + 0.5 * 29520)
+    rising = BurnTracker.from_spec(MONTHLY)
+    feed(rising, ((t, 0.5 + i / 720) for i, t in enumerate(minutes(datetime(2026, 11, 10, tzinfo=UTC), 720))))
+    f, _ = rising.forecast()
+    assert f.method == "holt" and f.expected_total > rising.projection()[0]  # follows the trend
+
+
 # ---------------------------------------------------------------- state
 
 def test_pickle_round_trip_keeps_identical_future_behaviour() -> None:
