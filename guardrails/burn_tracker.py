@@ -158,6 +158,9 @@ class BurnTracker:
         Trailing sums survive unless the rules' windows change the ring geometry (then they
         restart empty). Incidents of rules that no longer exist are dropped without an event.
         """
+        if (spec.id, float(spec.cap_usd), spec.period, tuple(spec.rules), tuple(sorted(spec.thresholds))) == \
+                (self.budget_id, self.cap_usd, self.period, self.rules, self.thresholds):
+            return  # unchanged: cheap enough to call before every observe
         old = (len(self._fine), len(self._coarse), self._k)
         self.budget_id, self.cap_usd = spec.id, float(spec.cap_usd)
         new_thresholds = tuple(sorted(spec.thresholds))

@@ -300,6 +300,20 @@ def test_configure_applies_a_cap_grant_keeping_the_sums() -> None:
     assert burn_events(events) == [("fast", "resolved", "12:41")]  # 10x the cap: no longer burning
 
 
+def test_configure_same_spec_is_a_no_op_and_a_new_period_restarts_period_to_date() -> None:
+    tr = BurnTracker.from_spec(MONTHLY)
+    feed(tr, ((t, 1.0) for t in minutes(NOON, 30)))
+    before = pickle.dumps(tr)
+    tr.configure(MONTHLY)
+    assert pickle.dumps(tr) == before
+    daily = BudgetSpec(**{**{f: getattr(MONTHLY, f) for f in MONTHLY.__slots__}, "period": "day"})
+    tr.configure(daily)
+    assert (tr.period_start, tr.period_spent_usd) == (datetime(2026, 11, 10, tzinfo=UTC), 0.0)
+    assert tr.window_sum(3600) == 30.0
+    tr.observe(NOON + timedelta(minutes=30), 2.0)
+    assert tr.period_spent_usd == 2.0
+
+
 def test_advance_without_data_and_backwards_is_a_no_op() -> None:
     tr = BurnTracker.from_spec(MONTHLY)
     assert tr.advance(NOON) == [] and tr.now is None
