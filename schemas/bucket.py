@@ -38,6 +38,7 @@ class Bucket(BaseModel):
     idle_cost_usd: float = 0.0
     records: int = 0
     late: bool = False  # a correction: records that arrived after this bucket had closed
+    children: dict[str, float] = {}  # roll-up keys only: spend per child in this bucket
 
     @property
     def end(self) -> datetime:

@@ -33,6 +33,7 @@ from sinks.store import AlertStore
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, USAGE_TOPICS, Settings)
 from streams import state_codec
 from streams.scoring import BucketScorer
+from streams.rollups import keyed_records
 from streams.windows import OpenBuckets, window_record
 
 log = logging.getLogger("burnguard")
@@ -65,8 +66,16 @@ watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.parti
 
 
 def _get(table: faust.Table, key: str, default: Any = None) -> Any:
+    """Decode one key's state; state that cannot be decoded is logged and started afresh
+    (that series re-enters warm-up) rather than crashing the agent for every key."""
     data = table.get(key)
-    return default if data is None else state_codec.loads(data)
+    if data is None:
+        return default
+    try:
+        return state_codec.loads(data)
+    except Exception as err:  # noqa: BLE001 - any decode failure of one key's state
+        log.error("state of %r in table %s cannot be decoded (%s); starting it afresh", key, table.name, err)
+        return default
 
 
 def _put(table: faust.Table, key: str, value: Any) -> None:
@@ -93,8 +102,8 @@ async def normalize(stream: faust.StreamT) -> None:
         else:
             records, rejects = normalizer.parse(source, raw)
         by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for rec in records:
-            by_key[rec.allocation_key].append(window_record(rec))
+        for key, rec, child in keyed_records(records, settings.rollups):
+            by_key[key].append(window_record(rec, child))
         for key, recs in by_key.items():
             await costs_topic.send(key=key.encode(), value=orjson.dumps(recs))
         for rej in rejects:

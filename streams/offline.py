@@ -17,6 +17,7 @@ from schemas.bucket import Bucket
 from schemas.ingest import parse_message
 from streams.scoring import BucketScorer
 from streams.settings import Settings
+from streams.rollups import keyed_records
 from streams.windows import OpenBuckets, window_record
 
 
@@ -26,10 +27,9 @@ def replay(events: Iterable[dict[str, Any]], settings: Settings, source: str = "
     windows: dict[str, OpenBuckets] = {}
     for event in events:
         records, _ = parse_message(source, orjson.dumps(event))  # type: ignore[arg-type]
-        for rec in records:
-            key = rec.allocation_key
+        for key, rec, child in keyed_records(records, settings.rollups):
             ob = windows.setdefault(key, OpenBuckets(key, settings.bucket_seconds))
-            ob.add(window_record(rec))
+            ob.add(window_record(rec, child))
     buckets = sorted((b for ob in windows.values() for b in ob.close_all()), key=lambda b: (b.key, b.start))
     scorer, monitors = BucketScorer(settings), dict[str, SeriesMonitor]()
     alerts = [a for b in buckets for a in scorer.score(b, monitors.get, monitors.__setitem__)]

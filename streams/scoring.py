@@ -15,10 +15,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from detectors.child_baselines import ChildBaselines
 from detectors.monitor import SeriesMonitor
 from detectors.registry import make_detector
-from schemas.alert import Alert
+from schemas.alert import Alert, Contributor
 from schemas.bucket import Bucket
 from streams.settings import Settings
 
@@ -31,12 +33,11 @@ class BucketScorer:
         s = self.settings
         return SeriesMonitor(make_detector(s.detector), threshold=s.alert_threshold, min_ratio=s.alert_min_ratio)
 
-    def score(self, bucket: Bucket, load: Callable[[str], SeriesMonitor | None],
-              save: Callable[[str, SeriesMonitor], None]) -> list[Alert]:
+    def score(self, bucket: Bucket, load: Callable[[str], Any], save: Callable[[str, Any], None]) -> list[Alert]:
         """Feed ``bucket`` to each metric's monitor (state via ``load``/``save``); return alert transitions."""
         if bucket.late:
             return []  # a correction of a bucket already scored: spend counts it, detection does not
-        alerts = []
+        alerts: list[Alert] = []
         for metric in self.settings.metrics:
             value = bucket.metric(metric, self.settings.min_requests_per_bucket)
             if value is None:
@@ -54,4 +55,20 @@ class BucketScorer:
                 window_start=bucket.start, window_end=bucket.end, started_at=incident.started_at,
                 status=incident.status,  # type: ignore[arg-type]
                 severity="critical" if incident.peak_score >= 0.999999 else "warning"))
+        if bucket.children:
+            self._root_cause(bucket, alerts, load, save)
         return alerts
+
+    def _root_cause(self, bucket: Bucket, alerts: list[Alert], load: Callable[[str], Any],
+                    save: Callable[[str, Any], None]) -> None:
+        """Name a roll-up alert's top children by $ impact against their own baselines, then learn."""
+        series = f"{bucket.key}#children"
+        baselines = load(series) or ChildBaselines()
+        firing = [a for a in alerts if a.status == "firing"]
+        if firing:
+            top = [Contributor(key=c.key, impact_usd=c.impact, observed=c.observed, baseline=c.baseline)
+                   for c in baselines.contributors(bucket.children, k=self.settings.root_cause_top)]
+            for alert in firing:
+                alert.contributors = top
+        baselines.learn(bucket.children)
+        save(series, baselines)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
     alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")
     metrics: list[str] = Field(["cost_per_inference", "spend"], description="metrics scored per key (JSON list)")
+    rollups: list[list[str]] = Field([["team", "environment"]],
+                                     description="roll-up levels scored besides full keys (JSON list of field lists)")
+    root_cause_top: int = Field(3, ge=1, description="contributors named on a roll-up alert")
     min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
     price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")
     allocation_rules: str | None = Field(None, description="allocation rules YAML; unset = the shipped allocation.yaml")

@@ -20,16 +20,17 @@ import io
 import pickle
 from typing import Any
 
-_ALLOWED_PREFIXES = ("detectors.", "streams.windows", "schemas.", "river.", "collections", "datetime",
-                     "numpy.", "numpy")
+_ALLOWED_PREFIXES = ("detectors.", "streams.windows", "guardrails.", "schemas.", "river.", "collections",
+                     "datetime", "numpy.", "numpy")
+_ALLOWED_NAMES = {("array", "array"), ("array", "_array_reconstructor"), ("copyreg", "_reconstructor"),
+                  ("random", "Random")}
 _SAFE_BUILTINS = frozenset({"set", "frozenset", "list", "dict", "tuple", "int", "float", "complex",
                             "bytes", "bytearray", "str", "bool", "slice", "range", "object"})
 
 
 class _StateUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        ok = (module == "builtins" and name in _SAFE_BUILTINS) or \
-             (module == "copyreg" and name == "_reconstructor") or \
+        ok = (module == "builtins" and name in _SAFE_BUILTINS) or (module, name) in _ALLOWED_NAMES or \
              module.startswith(_ALLOWED_PREFIXES)
         if not ok:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from table state")

@@ -28,9 +28,12 @@ from typing import Any
 from schemas.bucket import Bucket
 from schemas.cost import CostRecord
 
-def window_record(rec: CostRecord) -> dict[str, Any]:
-    """The compact form of a cost record on the ``costs`` topic: event time and what buckets sum."""
+def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
+    """The compact form of a cost record on the ``costs`` topic: event time and what buckets sum
+    (and, for a roll-up key, which child it came from)."""
     d: dict[str, Any] = {"ts": rec.ts.timestamp()}
+    if child is not None:
+        d["child"] = child
     for name in _SUMS:
         v = getattr(rec, name)
         if v:
@@ -49,7 +52,10 @@ _UNPRICED, _RECORDS = _N, _N + 1
 class OpenBuckets:
     """Running sums per bucket start (epoch seconds) for one key; small and picklable."""
 
-    __slots__ = ("key", "seconds", "sums", "late_sums", "closed_until", "late", "partition")
+    __slots__ = ("key", "seconds", "sums", "late_sums", "children", "closed_until", "late", "partition")
+
+    #: children tracked per bucket of a roll-up key; the rest are summed as "other"
+    MAX_CHILDREN = 50
 
     def __init__(self, key: str, seconds: int = 60, partition: int = 0) -> None:
         self.key = key
@@ -57,6 +63,7 @@ class OpenBuckets:
         self.seconds = seconds
         self.sums: dict[int, list[float]] = {}
         self.late_sums: dict[int, list[float]] = {}
+        self.children: dict[int, dict[str, float]] = {}  # roll-up keys: spend per child per bucket
         self.closed_until = 0.0  # epoch seconds: buckets ending at or before this are closed
         self.late = 0
 
@@ -78,6 +85,12 @@ class OpenBuckets:
         if not rec.get("priced", True):
             row[_UNPRICED] += rec.get("requests", 0) or 0
         row[_RECORDS] += 1
+        child = rec.get("child")
+        if child is not None and on_time:
+            kids = self.children.setdefault(start, {})
+            if child not in kids and len(kids) >= self.MAX_CHILDREN:
+                child = "other"
+            kids[child] = kids.get(child, 0.0) + (rec.get("cost_usd") or 0.0)
         return on_time
 
     @property
@@ -88,7 +101,7 @@ class OpenBuckets:
         """Close and return (oldest first) every bucket whose end is at or before ``watermark``,
         then any pending late corrections."""
         due = sorted(s for s in self.sums if s + self.seconds <= watermark)
-        out = [self._bucket(s, self.sums.pop(s)) for s in due]
+        out = [self._bucket(s, self.sums.pop(s), children=self.children.pop(s, None)) for s in due]
         if self.late_sums:
             out += [self._bucket(s, row, late=True) for s, row in sorted(self.late_sums.items())]
             self.late_sums.clear()
@@ -99,11 +112,12 @@ class OpenBuckets:
     def close_all(self) -> list[Bucket]:
         return self.close_until(float("inf"))
 
-    def _bucket(self, start: int, row: list[float], late: bool = False) -> Bucket:
+    def _bucket(self, start: int, row: list[float], late: bool = False,
+                children: dict[str, float] | None = None) -> Bucket:
         return Bucket(
             key=self.key, start=datetime.fromtimestamp(start, tz=timezone.utc), seconds=self.seconds,
             spend_usd=row[0], requests=int(row[1]), input_tokens=int(row[2]), output_tokens=int(row[3]),
             cache_read_tokens=int(row[4]), cache_write_tokens=int(row[5]), gpu_seconds=row[6],
             idle_gpu_seconds=row[7], idle_cost_usd=row[8], unpriced_requests=int(row[_UNPRICED]),
-            records=int(row[_RECORDS]), late=late,
+            records=int(row[_RECORDS]), late=late, children=children or {},
         )

@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from schemas.alert import Alert
 from schemas.bucket import Bucket, load_buckets
+from schemas.cost import AllocationKey
 from sinks.store import AlertStore
 from streams.embedded_broker import free_port
+from streams.rollups import rollup_of
 from streams.settings import ALERTS_TOPIC, BUCKETS_TOPIC
 from streams.topic_reader import TopicReader
 
@@ -62,6 +65,19 @@ class WorkerProcess:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def last_minutes(events: Iterable[dict[str, Any]], rollups: Sequence[Sequence[str]]) -> dict[str, datetime]:
+    """The last event minute of every key native LLM ``events`` fill, roll-up keys included:
+    what :func:`wait_for_buckets` waits for."""
+    out: dict[str, datetime] = {}
+    for e in events:
+        minute = datetime.fromisoformat(e["timestamp"]).replace(second=0, microsecond=0)
+        key = str(AllocationKey(model=e["model"], **e["tags"]))
+        for k in (key, *(rollup_of(key, level) for level in rollups)):
+            if k not in out or out[k] < minute:
+                out[k] = minute
+    return out
 
 
 def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[str, datetime],

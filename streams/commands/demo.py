@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from schemas.cost import AllocationKey
 from sinks.kafka_producer import UsageProducer
-from streams.commands.alerts import alerts_table
+from streams.rollups import is_rollup
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, Settings
 from streams.synthetic import DEFAULT_SPIKE, SyntheticDay
-from streams.worker_process import WorkerProcess, wait_for_alerts, wait_for_buckets
+from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,15 +32,14 @@ def run(args: argparse.Namespace) -> int:
         create_topics(broker.bootstrap, ALL_TOPICS, settings.partitions)
         console.print(f"[bold]burnguard demo[/] embedded broker at {broker.bootstrap}; work dir {workdir}")
         with WorkerProcess(broker.url, database_url, workdir / "worker.log") as worker:
-            last_minute: dict[str, datetime] = {}
+            events = list(day.events())
+            last_minute = last_minutes(events, settings.rollups)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console) as progress:
                 task = progress.add_task("replaying usage events", total=None)
                 with UsageProducer(broker.bootstrap, stream_key="demo") as producer:
-                    for event in day.events():
+                    for event in events:
                         producer.send("llm", event)
-                        key = str(AllocationKey(model=event["model"], **event["tags"]))
-                        last_minute[key] = datetime.fromisoformat(event["timestamp"]).replace(second=0, microsecond=0)
                         if producer.sent_events % 2000 == 0:
                             progress.update(task, completed=producer.sent_events)
                     producer.flush()
@@ -54,17 +54,21 @@ def run(args: argparse.Namespace) -> int:
     scored = sum(not b.late for b in buckets)
     elapsed = time.monotonic() - t_start
     spike_at = day.start + timedelta(minutes=DEFAULT_SPIKE.start_minute)
-    console.print(alerts_table(alerts, title="alerts raised"))
+    console.print(f"[bold]{len(alerts)} alert(s) raised[/] (`burnguard alerts` lists them as a table):")
     firing = [a for a in alerts if a.metric == "cost_per_inference"]
-    for a in firing:
+    for a in alerts:
         k = AllocationKey.parse(a.series_key)
+        what = k.team if is_rollup(a.series_key) else f"{k.team}/{k.feature} on {k.model}"
         delay = (a.started_at - spike_at).total_seconds() / 60
-        console.print(f"  [red]{k.team}[/] on [cyan]{k.model}[/] ({k.feature}): cost per inference "
-                      f"${a.observed:.4f} vs baseline ${a.baseline:.4f} ({a.ratio:.1f}x), "
-                      f"from {a.started_at:%H:%M} UTC, {delay:+.0f} min after the injected spike; {a.status}")
-    console.print(f"[bold]summary[/]: {sent} events, {len(last_minute)} keys, {scored} buckets scored, "
-                  f"{len(alerts)} alert(s) ({len(firing)} cost-per-inference) in {elapsed:.0f}s; "
-                  f"injected spike {DEFAULT_SPIKE.stream} at {spike_at:%H:%M} UTC")
+        console.print(f"  [red]{escape(what)}[/] {a.metric.replace('_', ' ')}: {a.observed:.4g} vs baseline "
+                      f"{a.baseline:.4g} ({a.ratio:.1f}x) from {a.started_at:%H:%M} UTC "
+                      f"({delay:+.0f} min from the injected spike), {a.status}")
+        for c in a.contributors:
+            console.print(f"      top contributor {escape(c.key)}: +${c.impact_usd:.4f}/min "
+                          f"(${c.observed:.4f} vs ${c.baseline:.4f})")
+    console.print(f"[bold]summary[/]: {sent} events, {len(last_minute)} series keys (roll-ups included), "
+                  f"{scored} buckets scored, {len(alerts)} alert(s) ({len(firing)} cost-per-inference) "
+                  f"in {elapsed:.0f}s; injected spike {DEFAULT_SPIKE.stream} at {spike_at:%H:%M} UTC")
     if not firing:
         console.print("[red]the injected spike was not detected[/]")
         return 1
