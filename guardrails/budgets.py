@@ -128,7 +128,7 @@ def _names(v: StrOrList | None) -> tuple[str, ...] | None:
     return (v,) if isinstance(v, str) else tuple(v)
 
 
-class Settings(BaseModel):
+class BudgetSettings(BaseModel):
     """Settings a budget, a tier or the file's ``defaults`` may give."""
 
     model_config = ConfigDict(extra="forbid")
@@ -192,7 +192,7 @@ class Scope(BaseModel):
         return {f: frozenset(_names(getattr(self, f)) or ()) for f in MATCH_FIELDS if getattr(self, f) is not None}
 
 
-class BudgetConf(Settings):
+class BudgetConf(BudgetSettings):
     """One budget as written in the file."""
 
     id: str
@@ -215,8 +215,8 @@ class BudgetsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | str = 1
-    tiers: dict[str, Settings] = Field(default_factory=lambda: {t: Settings() for t in DEFAULT_TIERS})
-    defaults: Settings = Field(default_factory=Settings)
+    tiers: dict[str, BudgetSettings] = Field(default_factory=lambda: {t: BudgetSettings() for t in DEFAULT_TIERS})
+    defaults: BudgetSettings = Field(default_factory=BudgetSettings)
     budgets: list[BudgetConf] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -324,7 +324,7 @@ def _resolve(conf: BudgetsFile) -> tuple[BudgetSpec, ...]:
     for b in conf.budgets:
         layers = [b] + ([conf.tiers[b.tier]] if b.tier else []) + [conf.defaults]
 
-        def pick(name: str, layers: list[Settings] = layers) -> Any:
+        def pick(name: str, layers: list[BudgetSettings] = layers) -> Any:
             return next((getattr(s, name) for s in layers if getattr(s, name) is not None), None)
 
         rules = pick("rules")
