@@ -50,6 +50,7 @@ class Alert(BaseModel):
     started_at: UtcDatetime
     status: Literal["firing", "resolved"] = "firing"
     contributors: list[Contributor] = Field(default_factory=list)
+    summary: str | None = None  # one line for humans, e.g. a zombie GPU's "idle 95 min"
     runbook_url: str | None = None
 
     @staticmethod

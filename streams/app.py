@@ -30,9 +30,11 @@ from schemas.allocation import AllocationRules
 from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from sinks.store import AlertStore
-from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, USAGE_TOPICS, Settings)
+from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, GPU_SAMPLES_TOPIC,
+                              USAGE_TOPICS, Settings)
 from streams import state_codec
 from streams.scoring import BucketScorer
+from streams.gpu import gpu_samples_by_resource, new_gpu_tracker, observe_sample, zombie_alert
 from streams.rollups import keyed_records
 from streams.windows import OpenBuckets, window_record
 
@@ -56,6 +58,7 @@ usage_topic = app.topic(*USAGE_TOPICS.values(), value_serializer="raw")
 deadletter_topic = app.topic(DEADLETTER_TOPIC, value_serializer="raw")
 costs_topic = app.topic(COSTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 buckets_topic = app.topic(BUCKETS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+gpu_samples_topic = app.topic(GPU_SAMPLES_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 
 # Table values are state_codec bytes (OpenBuckets, SeriesMonitor, watermark tuples): a
@@ -63,6 +66,7 @@ alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value
 open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.partitions)
 # Per costs partition: (wall time of its last record, newest event time seen) -> the watermark.
 watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
+gpu_trackers = app.Table("gpu_trackers", value_type=bytes, partitions=settings.partitions)
 
 
 def _get(table: faust.Table, key: str, default: Any = None) -> Any:
@@ -106,6 +110,9 @@ async def normalize(stream: faust.StreamT) -> None:
             by_key[key].append(window_record(rec, child))
         for key, recs in by_key.items():
             await costs_topic.send(key=key.encode(), value=orjson.dumps(recs))
+        if source == "gpu":
+            for resource, samples in gpu_samples_by_resource(records).items():
+                await gpu_samples_topic.send(key=resource.encode(), value=orjson.dumps(samples))
         for rej in rejects:
             await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
 
@@ -183,6 +190,20 @@ async def detect(stream: faust.StreamT) -> None:
         alerts = [a for b in load_buckets(value) for a in scorer.score(b, load, touched.__setitem__)]
         for series, monitor in touched.items():
             _put(monitors, series, monitor)
+        for alert in alerts:
+            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+
+
+@app.agent(gpu_samples_topic)
+async def zombies(stream: faust.StreamT) -> None:
+    """Track each GPU allocation from its samples; alert on zombie GPUs, priced in $/h wasted."""
+    async for event in stream.events():
+        resource = event.key.decode() if isinstance(event.key, bytes) else event.key
+        samples = orjson.loads(event.value)
+        tracker = _get(gpu_trackers, resource) or new_gpu_tracker(resource, samples[0])
+        alerts = [zombie_alert(resource, status, za, since)
+                  for sample in samples for status, za, since in observe_sample(tracker, sample)]
+        _put(gpu_trackers, resource, tracker)
         for alert in alerts:
             await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
 

@@ -15,9 +15,10 @@ USAGE_TOPICS: dict[str, str] = {"llm": "usage.llm", "gpu": "usage.gpu", "billing
 DEADLETTER_TOPIC = "usage.deadletter"
 COSTS_TOPIC = "costs"
 BUCKETS_TOPIC = "buckets"
+GPU_SAMPLES_TOPIC = "gpu.samples"
 ALERTS_TOPIC = "alerts"
 ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
-                                   ALERTS_TOPIC)
+                                   GPU_SAMPLES_TOPIC, ALERTS_TOPIC)
 
 
 class Settings(BaseSettings):
