@@ -19,8 +19,10 @@ Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
 ``transform="auto"`` works in log space when the warm-up values are all positive (spend,
 cost per call, tokens per request: multiplicative seasonality and noise; a later zero
 bucket is skipped) and in raw space otherwise (zero and negative values are fine).
-A per-hour-of-day residual scale absorbs noisier nights. ``direction="up"`` (the service
-default: spend that falls is not an incident) or ``"both"``. Warm-up needs
+A per-hour-of-day residual scale absorbs noisier nights. ``direction="both"`` (default)
+or ``"up"``; in the service a drop never opens an incident anyway, because
+``SeriesMonitor`` requires ``observed >= min_ratio x baseline`` (spend that falls is not an
+incident), while two-sided scores still serve ``burnguard detect score`` and NAB. Warm-up needs
 ``min_obs`` observations and either ``warmup`` of them or ``warmup_hours`` of event
 time, so a sparse series (a few calls a day) warms up after a few days.
 
@@ -31,8 +33,10 @@ time, so a sparse series (a few calls a day) warms up after a few days.
 >>> for i in range(300):
 ...     d.learn_one(10 + rng.gauss(0, 0.5), t0 + timedelta(minutes=i))
 >>> t = t0 + timedelta(minutes=300)
->>> d.warmed_up, d.score_one(10.3, t) < 0.9, d.score_one(20.0, t) > 0.9999, d.score_one(2.0, t)
-(True, True, True, 0.0)
+>>> d.warmed_up, d.score_one(10.3, t) < 0.99, d.score_one(20.0, t) > 0.9999, d.score_one(2.0, t) > 0.9999
+(True, True, True, True)
+>>> SeasonalZ(direction="up").score_one(2.0, t)
+0.0
 """
 
 from __future__ import annotations
@@ -54,16 +58,20 @@ class SeasonalZ:
     name = "seasonal_z"
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
 
-    def __init__(self, direction: str = "up", level_alpha: float = 0.05, season_alpha: float = 0.01,
+    def __init__(self, direction: str = "both", level_alpha: float = 0.05, season_alpha: float = 0.01,
                  scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
-                 scale_clip: float = 4.0, min_rel_scale: float = 0.01, warmup: int = 100,
+                 scale_clip: float = 20.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
-                 transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2) -> None:
-        if transform not in ("raw", "log", "auto"):
-            raise ValueError("transform must be 'raw', 'log' or 'auto'")
+                 transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
+                 shift_k: float = 0.5) -> None:
+        if transform not in ("raw", "log", "auto", "shift"):
+            raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
-        self.use_log = transform != "raw"  # "auto" drops to raw at the first value <= 0 in warm-up
+        self.use_log = transform in ("log", "auto")  # "auto" drops to raw at the first value <= 0 in warm-up
+        self.shift_k = shift_k
+        self.shift = 0.0  # "shift": log(x + c), c = shift_k x mean of the first min_obs values
+        self._pre = [0, 0.0, math.inf] if transform == "shift" else None  # count, sum, min
         if direction not in ("up", "both"):
             raise ValueError("direction must be 'up' or 'both'")
         self.two_sided = direction == "both"
@@ -124,7 +132,8 @@ class SeasonalZ:
 
     def _y(self, x: float) -> float:
         if self.use_log:
-            return math.log(x) if x > 1e-9 else _LOG_FLOOR
+            v = x + self.shift
+            return math.log(v) if v > 1e-9 else _LOG_FLOOR
         return x
 
     # -- protocol --------------------------------------------------------------------
@@ -133,7 +142,7 @@ class SeasonalZ:
         return self._warm
 
     def score_one(self, x: float, t: datetime) -> float:
-        if not self._warm or (self.use_log and x <= 0.0):
+        if not self._warm or (self.use_log and x + self.shift <= 0.0):
             return 0.0  # log space: a zero bucket (no traffic) is not an upward anomaly
         z = self.z(x, t)
         s = tail_score(z, self.two_sided)
@@ -147,13 +156,23 @@ class SeasonalZ:
 
     def learn_one(self, x: float, t: datetime) -> None:
         ts = t.timestamp()
+        if self._pre is not None:  # "shift": the first min_obs values only choose the transform
+            pre = self._pre
+            pre[0] += 1
+            pre[1] += x
+            pre[2] = min(pre[2], x)
+            if pre[0] >= self.min_obs:
+                self.use_log = pre[2] >= 0.0 and pre[1] > 0.0
+                self.shift = max(self.shift_k * pre[1] / pre[0], 1e-9) if self.use_log else 0.0
+                self._pre = None
+            return
         if self.n == 0:
             self.t_first = ts
         if self.transform == "auto" and not self._warm and x <= 0 and self.use_log:
             self.use_log = False  # zero/negative values: stay in raw space (decided during warm-up)
             self.n, self.rms = 0, 0.0
             self.level = 0.0
-        if self.use_log and x <= 0.0 and self._warm:
+        if self.use_log and x + self.shift <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
         self.t_last = ts
         pred = self._predict(t, ts)
@@ -222,7 +241,8 @@ class SeasonalZ:
                 base += self.weekly[wd * 24 + h]
         half = 3.0 * self._scale(int((self.t_last % _DAY_S) // 3600)) * max(1.0, self.q99 / _Z99)
         if self.use_log:
-            return Expected(math.exp(base), math.exp(base - half), math.exp(base + half))
+            c = self.shift
+            return Expected(math.exp(base) - c, math.exp(base - half) - c, math.exp(base + half) - c)
         return Expected(base, base - half, base + half)
 
 
