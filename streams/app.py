@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timezone
 from collections import defaultdict
 from typing import Any
 
 import faust
 import orjson
 
+from guardrails.budgets import BudgetBook
+from guardrails.burn_tracker import BurnTracker
 from schemas.alert import Alert
 from schemas.bucket import Bucket, dump_buckets, load_buckets
 from schemas.deadletter import DeadLetter
@@ -30,10 +33,11 @@ from schemas.allocation import AllocationRules
 from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from sinks.store import AlertStore
-from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, GPU_SAMPLES_TOPIC,
+from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, GPU_SAMPLES_TOPIC,
                               USAGE_TOPICS, Settings)
 from streams import state_codec
 from streams.scoring import BucketScorer
+from streams.budgets import burn_alert, spend_by_budget
 from streams.gpu import gpu_samples_by_resource, new_gpu_tracker, observe_sample, zombie_alert
 from streams.rollups import keyed_records
 from streams.windows import OpenBuckets, window_record
@@ -58,6 +62,7 @@ usage_topic = app.topic(*USAGE_TOPICS.values(), value_serializer="raw")
 deadletter_topic = app.topic(DEADLETTER_TOPIC, value_serializer="raw")
 costs_topic = app.topic(COSTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 buckets_topic = app.topic(BUCKETS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+budget_spend_topic = app.topic(BUDGET_SPEND_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 gpu_samples_topic = app.topic(GPU_SAMPLES_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 
@@ -67,6 +72,7 @@ open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.p
 # Per costs partition: (wall time of its last record, newest event time seen) -> the watermark.
 watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
 gpu_trackers = app.Table("gpu_trackers", value_type=bytes, partitions=settings.partitions)
+burn_trackers = app.Table("burn_trackers", value_type=bytes, partitions=settings.partitions)
 
 
 def _get(table: faust.Table, key: str, default: Any = None) -> Any:
@@ -175,6 +181,7 @@ async def tick() -> None:
     """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops)."""
     for partition in range(settings.partitions):
         await costs_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
+        await budget_spend_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
 
 
 @app.agent(buckets_topic)
@@ -192,6 +199,60 @@ async def detect(stream: faust.StreamT) -> None:
             _put(monitors, series, monitor)
         for alert in alerts:
             await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+
+
+@app.agent(buckets_topic)
+async def route_budgets(stream: faust.StreamT) -> None:
+    """Send each closed bucket's spend to every budget it counts towards (keyed by budget id)."""
+    book = load_budgets()
+    async for value in stream:
+        for budget_id, spend in spend_by_budget(load_buckets(value), book).items():
+            await budget_spend_topic.send(key=budget_id.encode(), value=orjson.dumps(spend))
+
+
+@app.agent(budget_spend_topic)
+async def budgets(stream: faust.StreamT) -> None:
+    """Burn rate (SRE multi-window) and thresholds per budget; ticks resolve incidents once spend stops."""
+    book = load_budgets()
+    async for event in stream.events():
+        budget_id = event.key.decode() if isinstance(event.key, bytes) else event.key
+        if budget_id == _TICK:
+            await _advance_budgets(event.message.partition)
+            continue
+        spec = book.get(budget_id)
+        if spec is None:  # the budget was removed from the file since this was routed
+            continue
+        _, tracker = _get(burn_trackers, budget_id) or (None, BurnTracker.from_spec(spec))
+        tracker.configure(spec)
+        events = [ev for start, spend in orjson.loads(event.value)
+                  for ev in tracker.observe(datetime.fromtimestamp(start, tz=timezone.utc), spend)]
+        _put(burn_trackers, budget_id, (event.message.partition, tracker))
+        for ev in events:
+            alert = burn_alert(ev)
+            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+
+
+async def _advance_budgets(partition: int) -> None:
+    """Move open incidents' clocks to the partition's newest event time: a surge that stops
+    completely sends no more spend, and must still resolve."""
+    stored = {k: _get(burn_trackers, k) for k in list(burn_trackers.keys())}
+    mine: dict[str, BurnTracker] = {k: t for k, (p, t) in stored.items() if p == partition and t.now}
+    if not mine:
+        return
+    now = max(t.now for t in mine.values())
+    for budget_id, tracker in mine.items():
+        if not tracker.active or tracker.now >= now:
+            continue
+        events = tracker.advance(now)
+        _put(burn_trackers, budget_id, (partition, tracker))
+        for ev in events:
+            alert = burn_alert(ev)
+            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+
+
+def load_budgets() -> BudgetBook:
+    """The budget book from settings; a bad file fails at start with file, line and field."""
+    return BudgetBook.load(settings.budgets)
 
 
 @app.agent(gpu_samples_topic)

@@ -16,9 +16,10 @@ DEADLETTER_TOPIC = "usage.deadletter"
 COSTS_TOPIC = "costs"
 BUCKETS_TOPIC = "buckets"
 GPU_SAMPLES_TOPIC = "gpu.samples"
+BUDGET_SPEND_TOPIC = "budget.spend"
 ALERTS_TOPIC = "alerts"
 ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
-                                   GPU_SAMPLES_TOPIC, ALERTS_TOPIC)
+                                   GPU_SAMPLES_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC)
 
 
 class Settings(BaseSettings):
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
     price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")
     allocation_rules: str | None = Field(None, description="allocation rules YAML; unset = the shipped allocation.yaml")
+    budgets: str | None = Field(None, description="budgets YAML; unset = the shipped guardrails/budgets.yaml")
     slack_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
 

@@ -19,9 +19,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"no BURNGUARD_BROKER set: started the embedded broker at {broker.bootstrap}", flush=True)
         settings = Settings()
     create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions)
-    from streams.app import app, load_normalizer  # imported after the broker URL is known
+    from streams.app import app, load_budgets, load_normalizer  # imported after the broker URL is known
 
     load_normalizer()  # fail now, with file/line/field, on a bad price catalog or allocation rules file
+    load_budgets()  # ... and on a bad budgets file
 
     sys.argv = ["burnguard", "worker", "--loglevel", args.loglevel,
                 *(["--without-web"] if args.without_web else [])]
