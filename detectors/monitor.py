@@ -42,16 +42,19 @@ class Incident:
 class SeriesMonitor:
     def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
                  quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0,
-                 confirm: int = 2, instant_factor: float = 100.0) -> None:
+                 confirm: int = 2, instant_factor: float = 100.0, confirm_window: int = 3) -> None:
         self.detector = detector or make_detector()
         self.threshold = threshold
         # materiality: an incident also needs observed >= min_ratio x baseline (1.0 = off)
         self.min_ratio = min_ratio
         self.quiet_buckets = quiet_buckets
-        # persistence: an incident opens after ``confirm`` anomalous buckets in a row, or at once
-        # when the score is ``instant_factor`` times rarer than the threshold (1 - s <= (1 - thr) / f)
+        # persistence: an incident opens after ``confirm`` anomalous buckets among the last
+        # ``confirm_window``, or at once when the score is ``instant_factor`` times rarer than the
+        # threshold (1 - s <= (1 - thr) / f)
         self.confirm = confirm
+        self.confirm_window = max(confirm_window, confirm)
         self.instant_factor = instant_factor
+        self.recent = 0  # bitmask of the last confirm_window buckets' anomalous flags
         self.run_started: datetime | None = None
         self.adopt_after = adopt_after
         self.started_at: datetime | None = None
@@ -74,12 +77,15 @@ class SeriesMonitor:
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         if not anomalous or self.anomalous_run > self.adopt_after or self.robust:
             self.detector.learn_one(x, t)
+        confirm = getattr(self, "confirm", 1)
+        prev = getattr(self, "recent", 0)
+        self.recent = ((prev << 1) | anomalous) & ((1 << getattr(self, "confirm_window", confirm)) - 1)
         if anomalous:
             self.quiet = 0
-            if self.anomalous_run == 1:
+            if prev == 0:
                 self.run_started = t
             if self.started_at is None:
-                confirmed = self.anomalous_run >= getattr(self, "confirm", 1) or (
+                confirmed = bin(self.recent).count("1") >= confirm or (
                     1.0 - score <= (1.0 - self.threshold) / getattr(self, "instant_factor", 100.0))
                 if not confirmed:
                     return None

@@ -54,6 +54,14 @@ _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
 
 
+_STATE_VERSION = 1
+_FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
+           "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
+           "seasonal", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
+           "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "daily", "weekly", "n", "t_first",
+           "t_last", "_warm")
+
+
 class SeasonalZ:
     name = "seasonal_z"
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
@@ -216,6 +224,18 @@ class SeasonalZ:
         if not self._warm and self.n >= self.min_obs and (
                 self.n >= self.warmup or self.t_last - self.t_first >= self.warmup_s):
             self._warm = True
+
+    # -- compact pickling (the state lives in a Faust table; attribute names would double it)
+    def __getstate__(self) -> tuple[object, ...]:
+        return (_STATE_VERSION, self.__dict__.get("name"), *(getattr(self, k) for k in _FIELDS))
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        if state[0] != _STATE_VERSION:
+            raise ValueError(f"SeasonalZ state version {state[0]!r}, expected {_STATE_VERSION}")
+        if state[1] is not None:
+            self.name = state[1]  # type: ignore[assignment]
+        for k, v in zip(_FIELDS, state[2:], strict=True):
+            setattr(self, k, v)
 
     def _normalise(self, h: int) -> None:
         """Keep the decomposition identifiable: daily offsets average 0 (the level holds the mean)
