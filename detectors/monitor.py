@@ -75,7 +75,10 @@ class SeriesMonitor:
         self.last_score = score
         anomalous = score >= self.threshold and x >= expected.baseline * getattr(self, "min_ratio", 1.0)
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
-        if not anomalous or self.anomalous_run > self.adopt_after or self.robust:
+        robust = getattr(self, "robust", None)
+        if robust is None:  # a monitor pickled before this attribute existed
+            robust = self.robust = bool(getattr(self.detector, "robust", False))
+        if not anomalous or self.anomalous_run > self.adopt_after or robust:
             self.detector.learn_one(x, t)
         confirm = getattr(self, "confirm", 1)
         prev = getattr(self, "recent", 0)

@@ -2,8 +2,8 @@
 
 >>> make_detector().name == DEFAULT_DETECTOR
 True
->>> sorted(DETECTORS)[:2]
-['ew_zscore', 'river_gaussian']
+>>> sorted(DETECTORS)[:3]
+['ew_zscore', 'holt_residual', 'river_gaussian']
 >>> make_detector("seasonal_z_both").name
 'seasonal_z_both'
 """
@@ -14,11 +14,13 @@ from collections.abc import Callable
 
 from detectors.base import SeriesDetector
 from detectors.ew_zscore import EwZScore
+from detectors.holt_residual import HoltResidual
 from detectors.river_gaussian import RiverGaussian
 from detectors.seasonal_z import SeasonalZ, seasonal_z_both
 
 DETECTORS: dict[str, Callable[[], SeriesDetector]] = {
     "ew_zscore": EwZScore,
+    "holt_residual": HoltResidual,
     "river_gaussian": RiverGaussian,
     "seasonal_z": SeasonalZ,
     "seasonal_z_both": seasonal_z_both,
