@@ -10,7 +10,7 @@ Bounded: beyond ``max_children`` the smallest baselines are dropped.
 ...     cb.learn({"feature=a": 1.0, "feature=b": 2.0})
 >>> top = cb.contributors({"feature=a": 9.0, "feature=b": 2.1}, k=2)
 >>> [(c.key, round(c.impact, 2)) for c in top]
-[('feature=a', 8.0), ('feature=b', 0.1)]
+[('feature=a', 8.0)]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class ChildBaselines:
             keep = sorted(self.means.items(), key=lambda kv: -kv[1])[: self.max_children]
             self.means = dict(keep)
 
-    def contributors(self, spend_by_child: Mapping[str, float], k: int = 3) -> list[Contributor]:
-        """The ``k`` children whose spend rose most, in dollars, against their own baselines."""
-        return top_contributors(spend_by_child, self.means, k=k)
+    def contributors(self, spend_by_child: Mapping[str, float], k: int = 3,
+                     min_share: float = 0.05) -> list[Contributor]:
+        """The ``k`` children whose spend rose most, in dollars, against their own baselines
+        (each with at least ``min_share`` of the total rise: no 1 % noise in an alert)."""
+        return top_contributors(spend_by_child, self.means, k=k, min_share=min_share)

@@ -19,7 +19,7 @@ from schemas.events import UtcDatetime
 
 #: Metrics a bucket can be scored on; ``None`` from :meth:`Bucket.metric` means "not defined here".
 METRICS: tuple[str, ...] = ("spend", "cost_per_inference", "tokens_per_request", "cost_per_1k_tokens",
-                            "idle_gpu_cost", "unpriced_share")
+                            "idle_gpu_cost", "unpriced_share", "unallocated_share")
 
 
 class Bucket(BaseModel):
@@ -53,7 +53,11 @@ class Bucket(BaseModel):
         if name == "spend":
             return self.spend_usd
         if name == "idle_gpu_cost":
-            return self.idle_cost_usd
+            return self.idle_cost_usd if self.gpu_seconds else None
+        if name == "unallocated_share":  # roll-ups above team level: the share no team owns
+            if not self.children or self.spend_usd <= 0 or not any(k.startswith("team=") for k in self.children):
+                return None
+            return sum(v for k, v in self.children.items() if k.startswith("team=unallocated")) / self.spend_usd
         if self.requests < min_requests:
             return None
         if name == "cost_per_inference":

@@ -9,7 +9,7 @@
 ...     b = Bucket(key="team=a", start=t0 + timedelta(minutes=i), seconds=60, spend_usd=10 * cost, requests=10)
 ...     alerts += scorer.score(b, state.get, state.__setitem__)
 >>> [(a.metric, a.started_at.minute, a.status) for a in alerts]
-[('cost_per_inference', 50, 'firing'), ('spend', 50, 'firing')]
+[('spend', 50, 'firing'), ('cost_per_inference', 50, 'firing')]
 """
 
 from __future__ import annotations

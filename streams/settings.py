@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.bucket import METRICS
+
 #: Topics the service reads and writes, created by ``burnguard broker`` and the demo.
 USAGE_TOPICS: dict[str, str] = {"llm": "usage.llm", "gpu": "usage.gpu", "billing": "usage.billing"}
 DEADLETTER_TOPIC = "usage.deadletter"
@@ -38,8 +40,8 @@ class Settings(BaseSettings):
     detector: str | None = Field(None, description="detector name (burnguard detect list); unset = default")
     alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
     alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")
-    metrics: list[str] = Field(["cost_per_inference", "spend"], description="metrics scored per key (JSON list)")
-    rollups: list[list[str]] = Field([["team", "environment"]],
+    metrics: list[str] = Field(list(METRICS), description="metrics scored per key (JSON list)")
+    rollups: list[list[str]] = Field([["team", "environment"], ["environment"]],
                                      description="roll-up levels scored besides full keys (JSON list of field lists)")
     root_cause_top: int = Field(3, ge=1, description="contributors named on a roll-up alert")
     min_requests_per_bucket: int = Field(3, ge=1, description="cost per inference needs this many calls in a bucket")
@@ -48,6 +50,14 @@ class Settings(BaseSettings):
     budgets: str | None = Field(None, description="budgets YAML; unset = the shipped guardrails/budgets.yaml")
     slack_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        unknown = set(v) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {', '.join(METRICS)}")
+        return v
 
     @field_validator("broker")
     @classmethod

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     firing = [a for a in alerts if a.metric == "cost_per_inference"]
     for a in alerts:
         k = AllocationKey.parse(a.series_key)
-        what = k.team if is_rollup(a.series_key) else f"{k.team}/{k.feature} on {k.model}"
+        what = (k.team if k.team != "*" else "all teams") if is_rollup(a.series_key) \
+            else f"{k.team}/{k.feature} on {k.model}"
         delay = (a.started_at - spike_at).total_seconds() / 60
         console.print(f"  [red]{escape(what)}[/] {a.metric.replace('_', ' ')}: {a.observed:.4g} vs baseline "
                       f"{a.baseline:.4g} ({a.ratio:.1f}x) from {a.started_at:%H:%M} UTC "

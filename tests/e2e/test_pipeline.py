@@ -77,7 +77,11 @@ def test_spike_raises_exactly_the_predicted_alert_and_bad_input_is_dead_lettered
     # inference, at the spike; the roll-up names the spiked child as its top contributor
     spiked_key = next(k for k in full_keys if "team=ads|feature=copygen" in k)
     team_rollup = "team=ads|feature=*|customer=*|model=*|environment=production"
-    assert {a.series_key for a in stored} == {spiked_key, team_rollup}
+    org_rollup = "team=*|feature=*|customer=*|model=*|environment=production"
+    assert {spiked_key, team_rollup} <= {a.series_key for a in stored} <= {spiked_key, team_rollup, org_rollup}
+    for a in stored:
+        if a.series_key == org_rollup and a.status == "firing" and a.contributors:
+            assert a.contributors[0].key.startswith("team=ads|feature=copygen")
     spike_start = day.start + timedelta(minutes=SPIKE_MINUTE)
     for key in (spiked_key, team_rollup):
         [cpi] = [a for a in stored if a.metric == "cost_per_inference" and a.series_key == key]
