@@ -225,7 +225,7 @@ def perfect_scores(f: DataFile) -> list[float]:
 
 
 #: SeriesMonitor settings for the NAB run (alert once per incident; see docs/detection.md).
-NAB_MONITOR = {"threshold": 0.999999, "quiet_buckets": 30, "confirm": 1}
+NAB_MONITOR = {"threshold": 0.999999, "quiet_buckets": 30, "confirm": 1, "two_sided": True}
 
 
 def detector_scores(name: str, f: DataFile, monitor: dict[str, float] | None = None) -> list[float]:

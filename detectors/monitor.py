@@ -42,11 +42,14 @@ class Incident:
 class SeriesMonitor:
     def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
                  quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0,
-                 confirm: int = 2, instant_factor: float = 100.0, confirm_window: int = 3) -> None:
+                 confirm: int = 2, instant_factor: float = 100.0, confirm_window: int = 3,
+                 two_sided: bool = False) -> None:
         self.detector = detector or make_detector()
         self.threshold = threshold
         # materiality: an incident also needs observed >= min_ratio x baseline (1.0 = off)
         self.min_ratio = min_ratio
+        # two_sided: drops open incidents too (no materiality check); the service watches rises only
+        self.two_sided = two_sided
         self.quiet_buckets = quiet_buckets
         # persistence: an incident opens after ``confirm`` anomalous buckets among the last
         # ``confirm_window``, or at once when the score is ``instant_factor`` times rarer than the
@@ -73,7 +76,8 @@ class SeriesMonitor:
         expected = self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
-        anomalous = score >= self.threshold and x >= expected.baseline * getattr(self, "min_ratio", 1.0)
+        anomalous = score >= self.threshold and (
+            getattr(self, "two_sided", False) or x >= expected.baseline * getattr(self, "min_ratio", 1.0))
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         robust = getattr(self, "robust", None)
         if robust is None:  # a monitor pickled before this attribute existed

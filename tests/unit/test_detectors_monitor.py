@@ -1,0 +1,84 @@
+"""SeriesMonitor incident logic with a scripted detector (scores known in advance)."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import datetime, timedelta, timezone
+
+from detectors.base import Expected
+from detectors.monitor import SeriesMonitor
+
+T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+class Scripted:
+    """Returns the next scripted score; baseline 1.0. Picklable, records what it learnt."""
+
+    name = "scripted"
+    robust = True
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = list(scores)
+        self.i = 0
+        self.learnt: list[float] = []
+
+    def score_one(self, x: float, t: datetime) -> float:
+        return self.scores[self.i]
+
+    def learn_one(self, x: float, t: datetime) -> None:
+        self.learnt.append(x)
+
+    def expected(self) -> Expected:
+        return Expected(1.0, 0.5, 1.5)
+
+    @property
+    def warmed_up(self) -> bool:
+        return True
+
+
+def run(scores: list[float], values: list[float] | None = None, **kw: object) -> list[tuple[int, str, int]]:
+    det = Scripted(scores)
+    m = SeriesMonitor(det, threshold=0.9999, **kw)  # type: ignore[arg-type]
+    out = []
+    for i, s in enumerate(scores):
+        det.i = i
+        ev = m.observe(T0 + timedelta(minutes=i), (values or [2.0] * len(scores))[i])
+        if ev is not None:
+            out.append((i, ev.status, int((ev.started_at - T0).total_seconds() // 60)))
+    return out
+
+
+HIGH, INSTANT, LOW = 0.99995, 0.9999995, 0.5
+
+
+def test_two_of_three_opens_with_first_as_start() -> None:
+    assert run([LOW, HIGH, LOW, HIGH, LOW] + [LOW] * 6, quiet_buckets=5) == [(3, "firing", 1), (8, "resolved", 1)]
+
+
+def test_single_moderate_bucket_does_not_open() -> None:
+    assert run([LOW, HIGH, LOW, LOW, LOW, HIGH, LOW, LOW]) == []
+
+
+def test_instant_score_opens_at_once() -> None:
+    assert run([LOW, INSTANT, LOW, LOW], quiet_buckets=2) == [(1, "firing", 1), (3, "resolved", 1)]
+
+
+def test_confirm_one_is_the_old_behaviour() -> None:
+    assert run([LOW, HIGH, LOW], confirm=1, quiet_buckets=1) == [(1, "firing", 1), (2, "resolved", 1)]
+
+
+def test_drops_open_only_when_two_sided() -> None:
+    scores, drops = [LOW, INSTANT, INSTANT, LOW], [1.0, 0.1, 0.1, 1.0]
+    assert run(scores, drops) == []
+    assert run(scores, drops, two_sided=True, quiet_buckets=1) == [(1, "firing", 1), (3, "resolved", 1)]
+
+
+def test_robust_detector_learns_anomalies_and_monitor_pickles() -> None:
+    det = Scripted([INSTANT, INSTANT])
+    m = SeriesMonitor(det)
+    m.observe(T0, 9.0)
+    det.i = 1
+    m.observe(T0 + timedelta(minutes=1), 9.0)
+    assert det.learnt == [9.0, 9.0]
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone.firing and clone.started_at == T0 and clone.last_score == INSTANT
