@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -20,33 +22,45 @@ from streams.settings import USAGE_TOPICS
 
 
 class UsageProducer:
-    """Buffers events per source and sends an envelope every ``batch_size`` events or on flush.
+    """Buffers events per source; sends an envelope every ``batch_size`` events, or once the
+    oldest buffered event has waited ``max_linger_s`` (a background flusher bounds the wait
+    even when no more events come), and on flush/close.
 
     Envelopes are keyed by ``stream_key`` (default: this host and process), so one
     producer's events stay on one partition, in order: event-time windows downstream
-    then see them in the order they happened. kafka-python's ``linger_ms`` bounds how
-    long a sent envelope waits in the client.
+    then see them in the order they happened. Thread-safe.
     """
 
-    def __init__(self, bootstrap_servers: str, batch_size: int = 500, linger_ms: int = 50,
+    def __init__(self, bootstrap_servers: str, batch_size: int = 500, max_linger_s: float = 1.0,
                  stream_key: str | None = None, **kafka_config: Any) -> None:
+        if batch_size < 1 or max_linger_s <= 0:
+            raise ValueError("batch_size must be >= 1 and max_linger_s > 0")
         self.batch_size = batch_size
+        self.max_linger_s = max_linger_s
         self.stream_key = (stream_key or f"{socket.gethostname()}-{os.getpid()}").encode()
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=linger_ms,
-                                      compression_type=None, acks=1, **kafka_config)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, acks=1, **kafka_config)
         self.buffers: dict[str, list[Any]] = {source: [] for source in USAGE_TOPICS}
+        self.oldest: dict[str, float] = {}
         self.sent_events = 0
         self.sent_messages = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_stale_forever, name="usage-producer-linger",
+                                         daemon=True)
+        self._flusher.start()
 
     def send(self, source: str, event: Any) -> None:
         if source not in self.buffers:
             raise ValueError(f"unknown source {source!r}; one of {', '.join(USAGE_TOPICS)}")
-        buf = self.buffers[source]
-        buf.append(event)
-        if len(buf) >= self.batch_size:
-            self._send_envelope(source)
+        with self._lock:
+            buf = self.buffers[source]
+            if not buf:
+                self.oldest[source] = time.monotonic()
+            buf.append(event)
+            if len(buf) >= self.batch_size or time.monotonic() - self.oldest[source] >= self.max_linger_s:
+                self._send_envelope(source)
 
-    def _send_envelope(self, source: str) -> None:
+    def _send_envelope(self, source: str) -> None:  # caller holds the lock
         buf = self.buffers[source]
         if not buf:
             return
@@ -54,14 +68,28 @@ class UsageProducer:
         self.sent_events += len(buf)
         self.sent_messages += 1
         self.buffers[source] = []
+        self.oldest.pop(source, None)
+
+    def _flush_stale_forever(self) -> None:
+        while not self._closed.wait(self.max_linger_s / 4):
+            now = time.monotonic()
+            with self._lock:
+                for source, since in list(self.oldest.items()):
+                    if now - since >= self.max_linger_s:
+                        self._send_envelope(source)
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        for source in self.buffers:
-            self._send_envelope(source)
+        with self._lock:
+            for source in self.buffers:
+                self._send_envelope(source)
         self.producer.flush(timeout=timeout)
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return
         self.flush()
+        self._closed.set()
+        self._flusher.join(timeout=5)
         self.producer.close()
 
     def __enter__(self) -> "UsageProducer":

@@ -88,3 +88,19 @@ def test_deadletter_replay_republishes_original_bytes_once(broker, tmp_path, cap
         assert "usage.gpu" in listing and "binary" in listing
     finally:
         store.close()
+
+
+def test_producer_sends_a_lone_event_within_its_linger_bound(broker) -> None:
+    import time
+
+    from sinks.kafka_producer import UsageProducer
+
+    producer = UsageProducer(broker.bootstrap, batch_size=500, max_linger_s=0.5, stream_key="lone")
+    try:
+        producer.send("llm", {"model": "m", "timestamp": "2026-11-20T00:00:00Z"})
+        time.sleep(1.5)  # no flush, no more events: the linger bound alone must send it
+        producer.producer.flush(timeout=10)
+        assert (producer.sent_events, producer.sent_messages) == (1, 1)
+        assert events_on(broker.bootstrap, "usage.llm") == [{"model": "m", "timestamp": "2026-11-20T00:00:00Z"}]
+    finally:
+        producer.close()
