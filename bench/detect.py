@@ -66,15 +66,18 @@ def _spend_job(job: tuple[str, int]) -> sp.SeriesOutcome:
     return sp.evaluate_series(_SERIES[i], lambda: SeriesMonitor(make_detector(name), **SPEND_MONITOR))
 
 
-def run_spend(names: Sequence[str], series: list[sp.SpendSeries], processes: int) -> dict[str, list[sp.KindSummary]]:
+def run_spend(names: Sequence[str], series: list[sp.SpendSeries],
+              processes: int) -> tuple[dict[str, list[sp.KindSummary]], dict[str, tuple[float, ...]]]:
+    """Per detector: the per-kind summary and the score exceedance rates on normal buckets."""
     global _SERIES
     _SERIES = series
-    out = {}
+    out, calib = {}, {}
     with mp.get_context("fork").Pool(processes) as pool:
         for name in names:
             outcomes = pool.map(_spend_job, [(name, i) for i in range(len(series))])
             out[name] = sp.summarise(outcomes)
-    return out
+            calib[name] = sp.exceedance_rates(outcomes)
+    return out, calib
 
 
 def _fmt(v: float | None, nd: int = 1) -> str:
@@ -102,13 +105,15 @@ def spend_table(name: str, rows: Sequence[sp.KindSummary]) -> str:
     return "\n".join(lines)
 
 
-def spend_summary_table(results: dict[str, list[sp.KindSummary]]) -> str:
-    lines = ["| detector | recall | false alerts / series-week | median delay (min) | p95 delay (min) |",
-             "|---|---:|---:|---:|---:|"]
+def spend_summary_table(results: dict[str, list[sp.KindSummary]], calib: dict[str, tuple[float, ...]]) -> str:
+    levels = " | ".join(f"share ≥ {lv} (ideal {1 - lv:.0e})" for lv in sp.CALIBRATION_LEVELS)
+    lines = [f"| detector | recall | false alerts / series-week | median delay (min) | p95 delay (min) | {levels} |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(sp.CALIBRATION_LEVELS)]
     for name, rows in results.items():
         a = next(k for k in rows if k.kind == "all")
+        rates = " | ".join(f"{r:.1e}" for r in calib.get(name, ()))
         lines.append(f"| {name} | {a.recall:.2f} | {a.false_per_series_week:.2f} | {_fmt(a.median_delay)} | "
-                     f"{_fmt(a.p95_delay)} |")
+                     f"{_fmt(a.p95_delay)} | {rates} |")
     return "\n".join(lines)
 
 
@@ -142,11 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(t_nab, "\n", flush=True)
 
     series = sp.generate(seed=args.seed, per_kind=2 if args.quick else 6)
-    spend = run_spend(names, series, args.processes)
-    t_sum = spend_summary_table(spend)
+    spend, calib = run_spend(names, series, args.processes)
+    t_sum = spend_summary_table(spend, calib)
     t_def = spend_table(DEFAULT_DETECTOR, spend.get(DEFAULT_DETECTOR, next(iter(spend.values()))))
     print(f"AI-spend scenarios ({len(series)} series x 3 weeks per-minute, seed {args.seed}; SeriesMonitor "
-          f"{SPEND_MONITOR}, false alerts counted after a 1-week burn-in)\n")
+          f"{SPEND_MONITOR}, false alerts counted after a 1-week burn-in; share of normal buckets scoring above "
+          "a level is the calibration check)\n")
     print(t_sum, "\n")
     print(t_def, "\n", flush=True)
 

@@ -114,7 +114,7 @@ def label_rows(name: str, timestamps: Sequence[datetime], windows: Iterable[tupl
     >>> rows[2] is None, rows[3].window, rows[3].value
     (True, None, -1.0)
     >>> rows[10].window, round(rows[10].value, 5), round(rows[13].value, 5)
-    ('f|10', 0.98661, 0.76159)
+    ('f|10', 0.98661, 0.5546)
     >>> round(rows[16].value, 5)  # 3 rows after a width-4 window: S(3/3)
     -0.98661
     """

@@ -193,6 +193,12 @@ class SeriesOutcome:
     delay_min: float | None
     false_alerts: int
     weeks: float  # evaluated series-weeks (after burn-in)
+    normal_buckets: int = 0  # buckets after burn-in and before the incident
+    exceed: tuple[int, ...] = ()  # of those, how many scored >= each of CALIBRATION_LEVELS
+
+
+#: score levels whose exceedance rate on normal buckets is reported (calibration check)
+CALIBRATION_LEVELS: tuple[float, ...] = (0.99, 0.999, 0.9999)
 
 
 def evaluate_series(s: SpendSeries, make_monitor: Callable[[], object]) -> SeriesOutcome:
@@ -201,8 +207,14 @@ def evaluate_series(s: SpendSeries, make_monitor: Callable[[], object]) -> Serie
     inc = s.incidents[0]
     first: datetime | None = None
     false = 0
+    normal = 0
+    exceed = [0] * len(CALIBRATION_LEVELS)
     for t, x in zip(s.timestamps, s.values):
         ev = m.observe(t, x)  # type: ignore[attr-defined]
+        if s.burn_in_end <= t < inc.start and hasattr(m, "last_score"):
+            normal += 1
+            for i, level in enumerate(CALIBRATION_LEVELS):
+                exceed[i] += m.last_score >= level
         if ev is None or ev.status != "firing" or t < s.burn_in_end:
             continue
         if inc.start <= t <= inc.end:
@@ -212,7 +224,18 @@ def evaluate_series(s: SpendSeries, make_monitor: Callable[[], object]) -> Serie
             false += 1
     span = (s.timestamps[-1] - max(s.burn_in_end, s.timestamps[0])).total_seconds() / (7 * 86400)
     delay = (first - inc.start).total_seconds() / 60 if first is not None else None
-    return SeriesOutcome(inc.kind, first is not None, delay, false, max(span, 0.0))
+    return SeriesOutcome(inc.kind, first is not None, delay, false, max(span, 0.0), normal, tuple(exceed))
+
+
+def exceedance_rates(outcomes: Sequence[SeriesOutcome]) -> tuple[float, ...]:
+    """Share of normal buckets scoring at or above each calibration level (ideal: 1 - level).
+
+    >>> exceedance_rates([SeriesOutcome("a", True, 0.0, 0, 1.0, 1000, (12, 2, 0))])
+    (0.012, 0.002, 0.0)
+    """
+    n = sum(o.normal_buckets for o in outcomes)
+    return tuple(sum(o.exceed[i] for o in outcomes if o.exceed) / n if n else 0.0
+                 for i in range(len(CALIBRATION_LEVELS)))
 
 
 @dataclass(frozen=True, slots=True)

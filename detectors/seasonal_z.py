@@ -49,16 +49,17 @@ from detectors.base import Expected
 from detectors.calibration import tail_score
 
 _Z99 = 2.5758  # two-sided 99 % point of a standard normal
+_Z999 = 3.2905  # two-sided 99.9 % point
 _WEEK_S = 7 * 86400.0
 _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
 
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
            "seasonal", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
-           "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "daily", "weekly", "n", "t_first",
+           "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
            "t_last", "_warm")
 
 
@@ -72,7 +73,7 @@ class SeasonalZ:
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
-                 shift_k: float = 0.5) -> None:
+                 shift_k: float = 0.5, tail999: bool = True) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -106,6 +107,7 @@ class SeasonalZ:
         self.hour = -1
         self.rms = 0.0
         self.q99 = _Z99
+        self.q999 = _Z999 if tail999 else 0.0  # EW 99.9th percentile of |z| (0 = off)
         self.daily = array("f", bytes(4 * 24))
         self.weekly = array("f", bytes(4 * 168))
         self.n = 0
@@ -132,7 +134,14 @@ class SeasonalZ:
         return max(r, self.min_rel_scale * (1.0 if self.use_log else abs(self.level)), 1e-12)
 
     def _calibrate(self, z: float) -> float:
-        return z * (_Z99 / self.q99) if self.q99 > _Z99 else z
+        q99 = self.q99
+        zc = z * (_Z99 / q99) if q99 > _Z99 else z
+        q999 = self.q999
+        if q999 > 0.0 and abs(z) > q99 and q999 > q99 + (_Z999 - _Z99):
+            # beyond the 99th percentile, map the observed 99.9th onto the Gaussian one (never sharpen)
+            far = _Z99 + (abs(z) - q99) * (_Z999 - _Z99) / (q999 - q99)
+            zc = math.copysign(min(abs(zc), far), z)
+        return zc
 
     def z(self, x: float, t: datetime) -> float:
         """Calibrated standardised deviation of ``x`` from the baseline at ``t``."""
@@ -191,6 +200,8 @@ class SeasonalZ:
             a = abs(e) / scale
             # EW 99th percentile of |z| by stochastic approximation (step relative to its size)
             self.q99 += self.tail_alpha * max(self.q99, 0.5) * (0.99 if a > self.q99 else -0.01)
+            if self.q999 > 0.0:
+                self.q999 += 0.1 * self.tail_alpha * max(self.q999, 0.5) * (0.999 if a > self.q999 else -0.001)
             if self.short_alpha > 0.0:
                 zc = self._calibrate(e / scale)
                 self.zs += self.short_alpha * (max(-self.clip, min(self.clip, zc)) - self.zs)

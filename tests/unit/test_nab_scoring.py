@@ -87,3 +87,14 @@ def test_detector_path_runs_registered_detector() -> None:
     assert len(raw) == len(mon) == 100
     assert raw[60] == max(raw) and mon[60] == max(mon)
     assert all(s == 0.0 for s in raw[:20])
+
+
+def test_bench_doctests() -> None:
+    """bench/ is outside pytest's doctest collection (addopts ignore it); run its doctests here."""
+    import doctest
+
+    from bench import spend_scenarios
+
+    for mod in (nab, spend_scenarios):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
