@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def window_sums(buckets: Iterable[tuple[datetime, float]], now: datetime,
                 windows: Iterable[int]) -> dict[int, float]:
     """Sum bucket spend over each trailing window ``(now - w, now]`` (bucket keyed by its start).
 
-    >>> from datetime import timezone
+    >>> from datetime import timedelta, timezone
     >>> t = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
     >>> b = [(t - timedelta(minutes=m), 1.0) for m in range(1, 121)]
     >>> window_sums(b, t, [300, 3600])

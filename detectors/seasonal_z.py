@@ -11,10 +11,14 @@ Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
   lasting level shift is adopted gradually (it alerts once, then becomes normal);
 * **scale**: a slow EW root-mean-square of the residual (floored relative to the level,
   so a flat series is not infinitely sensitive);
-* **tail calibration**: an EW 99th percentile of ``|z|`` (stochastic approximation);
-  when a series' residuals are heavier-tailed than Gaussian, ``z`` is shrunk so that
-  1 % of buckets reach the Gaussian 99 % point. Scores are then comparable across
-  series: :func:`detectors.calibration.tail_score` of the calibrated ``z``.
+* **tail calibration**: EW 99th and 99.9th percentiles of ``|z|`` (stochastic
+  approximation); when a series' residuals are heavier-tailed than Gaussian, ``z`` is
+  shrunk (piecewise linearly) so that 1 % and 0.1 % of buckets reach the Gaussian 99 %
+  and 99.9 % points. Scores are then comparable across series:
+  :func:`detectors.calibration.tail_score` of the calibrated ``z``;
+* **sustained shifts**: the score is the larger of the point tail and the tail of an EW
+  mean of (clipped) ``z`` against its learnt null spread (which includes autocorrelation),
+  so a moderate but lasting shift (a price change, a prompt growing) is caught in minutes.
 
 ``transform="auto"`` works in log space when the warm-up values are all positive (spend,
 cost per call, tokens per request: multiplicative seasonality and noise; a later zero
