@@ -19,10 +19,12 @@ import logging
 import time
 from datetime import datetime, timezone
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 import orjson
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from guardrails.budgets import BudgetBook
 from guardrails.burn_tracker import BurnTracker
@@ -71,6 +73,7 @@ alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value
 open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.partitions)
 # Per costs partition: (wall time of its last record, newest event time seen) -> the watermark.
 watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
+monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
 gpu_trackers = app.Table("gpu_trackers", value_type=bytes, partitions=settings.partitions)
 burn_trackers = app.Table("burn_trackers", value_type=bytes, partitions=settings.partitions)
 
@@ -90,7 +93,26 @@ def _get(table: faust.Table, key: str, default: Any = None) -> Any:
 
 def _put(table: faust.Table, key: str, value: Any) -> None:
     table[key] = state_codec.dumps(value)
-monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
+
+
+def _key(event: faust.EventT) -> str:
+    return event.key.decode() if isinstance(event.key, bytes) else event.key
+
+
+async def _guarded(agent: str, event: faust.EventT, handle: Callable[[faust.EventT], Awaitable[None]]) -> None:
+    """Run one message's handler; a message an internal agent cannot process is quarantined to
+    the dead-letter topic with the agent and the error, instead of crash-looping the agent."""
+    try:
+        await handle(event)
+    except Exception as err:  # noqa: BLE001 - one bad message must not stop the stream
+        log.exception("%s could not process %s[%s]@%s", agent, event.message.topic, event.message.partition,
+                      event.message.offset)
+        await _dead_letter(event.value or b"", f"internal: {agent} could not process this message: {err!r}",
+                           event.message, None)
+
+
+async def _send_alert(alert: Alert) -> None:
+    await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
 
 
 def load_normalizer() -> Normalizer:
@@ -133,24 +155,25 @@ async def _dead_letter(raw: bytes, reason: str, msg: Any, index: int | None) -> 
 @app.agent(costs_topic)
 async def aggregate(stream: faust.StreamT) -> None:
     """Sum cost records into event-time buckets per allocation key; emit closed buckets."""
-    lateness = settings.allowed_lateness_seconds
     async for event in stream.events():
-        key = event.key.decode() if isinstance(event.key, bytes) else event.key
-        if key == _TICK:
-            await _flush_idle(event.message.partition)
-            continue
-        partition = event.message.partition
-        ob: OpenBuckets = _get(open_buckets, key) or OpenBuckets(key, settings.bucket_seconds, partition)
-        ob.partition = partition
-        records = orjson.loads(event.value)
-        newest = 0.0
-        for rec in records:
-            ob.add(rec)
-            newest = max(newest, rec["ts"])
-        newest = max(newest, _get(watermarks, str(partition), (0.0, 0.0))[1])
-        _put(watermarks, str(partition), (time.time(), newest))
-        await _send_buckets(key, ob.close_until(newest - lateness))
-        _put(open_buckets, key, ob)
+        await _guarded("aggregate", event, _aggregate_one)
+
+
+async def _aggregate_one(event: faust.EventT) -> None:
+    key, partition = _key(event), event.message.partition
+    if key == _TICK:
+        await _flush_idle(partition)
+        return
+    ob: OpenBuckets = _get(open_buckets, key) or OpenBuckets(key, settings.bucket_seconds, partition)
+    ob.partition = partition
+    newest = 0.0
+    for rec in orjson.loads(event.value):
+        ob.add(rec)
+        newest = max(newest, rec["ts"])
+    newest = max(newest, _get(watermarks, str(partition), (0.0, 0.0))[1])
+    _put(watermarks, str(partition), (time.time(), newest))
+    await _send_buckets(key, ob.close_until(newest - settings.allowed_lateness_seconds))
+    _put(open_buckets, key, ob)
 
 
 async def _send_buckets(key: str, buckets: list[Bucket]) -> None:
@@ -188,48 +211,59 @@ async def tick() -> None:
 async def detect(stream: faust.StreamT) -> None:
     """Score each closed bucket per (key, metric); open and resolve incidents as alerts."""
     scorer = BucketScorer(settings)
-    async for value in stream:
-        touched: dict[str, Any] = {}  # each series' monitor is loaded and saved once per message
+
+    async def detect_one(event: faust.EventT) -> None:
+        touched: dict[str, Any] = {}  # each series' state is loaded and saved once per message
 
         def load(series: str) -> Any:
             return touched[series] if series in touched else _get(monitors, series)
 
-        alerts = [a for b in load_buckets(value) for a in scorer.score(b, load, touched.__setitem__)]
-        for series, monitor in touched.items():
-            _put(monitors, series, monitor)
+        alerts = [a for b in load_buckets(event.value) for a in scorer.score(b, load, touched.__setitem__)]
+        for series, state in touched.items():
+            _put(monitors, series, state)
         for alert in alerts:
-            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+            await _send_alert(alert)
+
+    async for event in stream.events():
+        await _guarded("detect", event, detect_one)
 
 
 @app.agent(buckets_topic)
 async def route_budgets(stream: faust.StreamT) -> None:
     """Send each closed bucket's spend to every budget it counts towards (keyed by budget id)."""
     book = load_budgets()
-    async for value in stream:
-        for budget_id, spend in spend_by_budget(load_buckets(value), book).items():
+
+    async def route_one(event: faust.EventT) -> None:
+        for budget_id, spend in spend_by_budget(load_buckets(event.value), book).items():
             await budget_spend_topic.send(key=budget_id.encode(), value=orjson.dumps(spend))
+
+    async for event in stream.events():
+        await _guarded("route_budgets", event, route_one)
 
 
 @app.agent(budget_spend_topic)
 async def budgets(stream: faust.StreamT) -> None:
     """Burn rate (SRE multi-window) and thresholds per budget; ticks resolve incidents once spend stops."""
     book = load_budgets()
-    async for event in stream.events():
-        budget_id = event.key.decode() if isinstance(event.key, bytes) else event.key
+
+    async def budget_one(event: faust.EventT) -> None:
+        budget_id = _key(event)
         if budget_id == _TICK:
             await _advance_budgets(event.message.partition)
-            continue
+            return
         spec = book.get(budget_id)
         if spec is None:  # the budget was removed from the file since this was routed
-            continue
+            return
         _, tracker = _get(burn_trackers, budget_id) or (None, BurnTracker.from_spec(spec))
         tracker.configure(spec)
         events = [ev for start, spend in orjson.loads(event.value)
                   for ev in tracker.observe(datetime.fromtimestamp(start, tz=timezone.utc), spend)]
         _put(burn_trackers, budget_id, (event.message.partition, tracker))
         for ev in events:
-            alert = burn_alert(ev)
-            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+            await _send_alert(burn_alert(ev))
+
+    async for event in stream.events():
+        await _guarded("budgets", event, budget_one)
 
 
 async def _advance_budgets(partition: int) -> None:
@@ -246,8 +280,7 @@ async def _advance_budgets(partition: int) -> None:
         events = tracker.advance(now)
         _put(burn_trackers, budget_id, (partition, tracker))
         for ev in events:
-            alert = burn_alert(ev)
-            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+            await _send_alert(burn_alert(ev))
 
 
 def load_budgets() -> BudgetBook:
@@ -259,26 +292,47 @@ def load_budgets() -> BudgetBook:
 async def zombies(stream: faust.StreamT) -> None:
     """Track each GPU allocation from its samples; alert on zombie GPUs, priced in $/h wasted."""
     async for event in stream.events():
-        resource = event.key.decode() if isinstance(event.key, bytes) else event.key
-        samples = orjson.loads(event.value)
-        tracker = _get(gpu_trackers, resource) or new_gpu_tracker(resource, samples[0])
-        alerts = [zombie_alert(resource, status, za, since)
-                  for sample in samples for status, za, since in observe_sample(tracker, sample)]
-        _put(gpu_trackers, resource, tracker)
-        for alert in alerts:
-            await alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode())
+        await _guarded("zombies", event, _zombies_one)
+
+
+async def _zombies_one(event: faust.EventT) -> None:
+    resource = _key(event)
+    samples = orjson.loads(event.value)
+    tracker = _get(gpu_trackers, resource) or new_gpu_tracker(resource, samples[0])
+    alerts = [zombie_alert(resource, status, za, since)
+              for sample in samples for status, za, since in observe_sample(tracker, sample)]
+    _put(gpu_trackers, resource, tracker)
+    for alert in alerts:
+        await _send_alert(alert)
+
+
+async def _until_stored(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """Run a store call in a thread; while the database is unreachable, wait and retry with
+    backoff (up to 30 s) instead of dropping the write: the stream pauses, nothing is lost."""
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(fn, arg)
+        except (OperationalError, InterfaceError) as err:
+            log.error("database unavailable (%s); retrying in %.1fs", type(err).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 @app.agent(alerts_topic)
 async def store_alerts(stream: faust.StreamT) -> None:
     """Persist alerts idempotently (a redelivered alert is a no-op) and log them."""
     store = AlertStore(settings.database_url)
+
+    async def store_one(event: faust.EventT) -> None:
+        alert = Alert.model_validate_json(event.value)
+        if await _until_stored(store.save_alert, alert):
+            log.warning("ALERT %s %s %s observed=%.4g baseline=%.4g score=%.6f", alert.status,
+                        alert.series_key, alert.metric, alert.observed, alert.baseline, alert.score)
+
     try:
-        async for value in stream:
-            alert = Alert.model_validate_json(value)
-            if await asyncio.to_thread(store.save_alert, alert):
-                log.warning("ALERT %s %s %s observed=%.4g baseline=%.4g score=%.6f", alert.status,
-                            alert.series_key, alert.metric, alert.observed, alert.baseline, alert.score)
+        async for event in stream.events():
+            await _guarded("store_alerts", event, store_one)
     finally:
         store.close()
 
@@ -289,6 +343,11 @@ async def store_dead_letters(stream: faust.StreamT) -> None:
     store = AlertStore(settings.database_url)
     try:
         async for value in stream:
-            await asyncio.to_thread(store.save_dead_letter, DeadLetter.model_validate_json(value))
+            try:
+                dl = DeadLetter.model_validate_json(value)
+            except ValueError as err:  # a foreign message on the dead-letter topic: keep it, wrapped
+                dl = DeadLetter.from_bytes(value or b"", reason=f"unreadable dead letter: {err}",
+                                           topic=DEADLETTER_TOPIC)
+            await _until_stored(store.save_dead_letter, dl)
     finally:
         store.close()

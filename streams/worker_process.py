@@ -93,7 +93,11 @@ def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[st
             if time.monotonic() > deadline:
                 raise WorkerFailed(f"timed out: {len(done)}/{len(last_minute)} keys fully processed")
             for value in reader.poll():
-                for bucket in load_buckets(value):
+                try:
+                    closed = load_buckets(value)
+                except ValueError:  # not the worker's (the agents quarantine such messages)
+                    continue
+                for bucket in closed:
                     buckets.append(bucket)
                     if bucket.key in last_minute and bucket.start >= last_minute[bucket.key]:
                         done.add(bucket.key)
