@@ -174,7 +174,7 @@ class BurnTracker:
             self.period = spec.period  # period-to-date restarts in the new period containing "now"
             if self._head is not None:
                 self._new_period(self._head)
-        fine, coarse, k = self._fine, self._coarse, self._k
+        fine, coarse = self._fine, self._coarse
         self._geometry()
         if (len(self._fine), len(self._coarse), self._k) == old:
             self._fine, self._coarse = fine, coarse
