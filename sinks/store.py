@@ -76,13 +76,19 @@ class AlertStore:
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         self.engine = create_engine(url, **kwargs)
-        Base.metadata.create_all(self.engine)
+        self._schema_ready = False  # created on first use: a database that is down at start is retried
+
+    def _ready(self) -> None:
+        if not self._schema_ready:
+            Base.metadata.create_all(self.engine)
+            self._schema_ready = True
 
     def close(self) -> None:
         self.engine.dispose()
 
     def save_alert(self, alert: Alert) -> bool:
         """Insert a firing alert or apply a resolution; True if anything changed."""
+        self._ready()
         with Session(self.engine) as s, s.begin():
             row = s.scalar(select(AlertRow).where(AlertRow.fingerprint == alert.fingerprint))
             if row is None:
@@ -105,6 +111,7 @@ class AlertStore:
             return False
 
     def alerts(self, status: str | None = None) -> list[Alert]:
+        self._ready()
         with Session(self.engine) as s:
             q = select(AlertRow).order_by(AlertRow.started_at, AlertRow.id)
             if status:
@@ -117,6 +124,7 @@ class AlertStore:
             return out
 
     def save_dead_letter(self, dl: DeadLetter) -> None:
+        self._ready()
         with Session(self.engine) as s, s.begin():
             s.add(DeadLetterRow(topic=dl.topic, partition=dl.partition, offset=dl.offset, index=dl.index,
                                 reason=dl.reason[:2000], original_b64=dl.original_b64,
@@ -129,6 +137,7 @@ class AlertStore:
     def dead_letter_rows(self, limit: int = 100, pending_only: bool = False, topic: str | None = None,
                          reason_contains: str | None = None) -> list[tuple[int, DeadLetter]]:
         """(id, dead letter) pairs, newest first; ``pending_only`` skips ones already replayed."""
+        self._ready()
         with Session(self.engine) as s:
             q = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
             if pending_only:
@@ -143,6 +152,7 @@ class AlertStore:
                     for r in s.scalars(q)]
 
     def mark_replayed(self, ids: list[int]) -> None:
+        self._ready()
         with Session(self.engine) as s, s.begin():
             for row in s.scalars(select(DeadLetterRow).where(DeadLetterRow.id.in_(ids))):
                 row.replayed_at = datetime.now(timezone.utc)
