@@ -59,10 +59,10 @@ _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
 
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 _FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
-           "seasonal", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
+           "seasonal", "per_minute", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
            "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
            "t_last", "_warm")
 
@@ -72,12 +72,12 @@ class SeasonalZ:
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
 
     def __init__(self, direction: str = "both", level_alpha: float = 0.05, season_alpha: float = 0.01,
-                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
+                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 3.0,
                  scale_clip: float = 20.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
-                 shift_k: float = 0.5, tail999: bool = True) -> None:
+                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = True) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -103,6 +103,7 @@ class SeasonalZ:
         self.zs = 0.0
         self.zs_ms = short_alpha / (2.0 - short_alpha)
         self.weekly_alpha = weekly_alpha
+        self.per_minute = per_minute  # seasonal rates per minute of event time (5-min data learn 5x per bucket)
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
         self.hourly_floor = hourly_floor
@@ -195,6 +196,7 @@ class SeasonalZ:
             self.level = 0.0
         if self.use_log and x + self.shift <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
+        gap = min(max(ts - self.t_last, 1.0), 3600.0) if self.n else 60.0
         self.t_last = ts
         pred = self._predict(t, ts)
         e = self._y(x) - pred
@@ -216,7 +218,10 @@ class SeasonalZ:
             if self.hourly_scale:
                 ms = self.hourly_ms[h]
                 ms = self.rms * self.rms if ms == 0.0 else ms
-                self.hourly_ms[h] = ms + self.hourly_alpha * (es * es - ms)
+                ha = self.hourly_alpha
+                if self.per_minute and gap != 60.0:
+                    ha = 1.0 - (1.0 - ha) ** (gap / 60.0)
+                self.hourly_ms[h] = ms + ha * (es * es - ms)
             lim = self.clip * scale  # robust learning: one odd bucket moves the baseline a bounded amount
             e = lim if e > lim else (-lim if e < -lim else e)
         elif self.n > 0:  # warm-up: plain running RMS of one-step residuals
@@ -225,10 +230,14 @@ class SeasonalZ:
         if self.seasonal and self._warm:
             h = t.hour
             base = self.level
-            self.daily[h] += self.season_alpha * (y - base - self.daily[h])
+            sa, wa = self.season_alpha, self.weekly_alpha
+            if self.per_minute and gap != 60.0:  # seasonal rates are per minute of event time
+                k = gap / 60.0
+                sa, wa = 1.0 - (1.0 - sa) ** k, 1.0 - (1.0 - wa) ** k
+            self.daily[h] += sa * (y - base - self.daily[h])
             y -= self.daily[h]
             w = t.weekday() * 24 + h
-            self.weekly[w] += self.weekly_alpha * (y - base - self.weekly[w])
+            self.weekly[w] += wa * (y - base - self.weekly[w])
             if ts - self.t_first >= _WEEK_S:
                 y -= self.weekly[w]
         self.level = y if self.n == 0 else self.level + self.level_alpha * (y - self.level)
@@ -284,6 +293,6 @@ class SeasonalZ:
 def seasonal_z_both() -> SeasonalZ:
     """Two-sided, raw-space variant tuned on NAB (drops are anomalies too; values may be <= 0)."""
     d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, weekly_alpha=0.05, clip=3.0, scale_clip=20.0,
-                  hourly_scale=False, short_alpha=0.0)
+                  hourly_scale=False, short_alpha=0.0, per_minute=False)
     d.name = "seasonal_z_both"
     return d
