@@ -59,7 +59,7 @@ _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
 
 
-_STATE_VERSION = 3
+_STATE_VERSION = 4
 _FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
            "seasonal", "per_minute", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
@@ -72,12 +72,12 @@ class SeasonalZ:
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
 
     def __init__(self, direction: str = "both", level_alpha: float = 0.05, season_alpha: float = 0.01,
-                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 3.0,
+                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
                  scale_clip: float = 20.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
-                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = True) -> None:
+                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -196,7 +196,7 @@ class SeasonalZ:
             self.level = 0.0
         if self.use_log and x + self.shift <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
-        gap = min(max(ts - self.t_last, 1.0), 3600.0) if self.n else 60.0
+        gap = min(max(ts - self.t_last, 1.0), 300.0) if self.n else 60.0  # at most 5 minutes' worth
         self.t_last = ts
         pred = self._predict(t, ts)
         e = self._y(x) - pred
@@ -293,6 +293,6 @@ class SeasonalZ:
 def seasonal_z_both() -> SeasonalZ:
     """Two-sided, raw-space variant tuned on NAB (drops are anomalies too; values may be <= 0)."""
     d = SeasonalZ(direction="both", transform="raw", season_alpha=0.05, weekly_alpha=0.05, clip=3.0, scale_clip=20.0,
-                  hourly_scale=False, short_alpha=0.0, per_minute=False)
+                  hourly_scale=False, short_alpha=0.0)
     d.name = "seasonal_z_both"
     return d
