@@ -57,12 +57,14 @@ _Z999 = 3.2905  # two-sided 99.9 % point
 _WEEK_S = 7 * 86400.0
 _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
+_SPARSE_LOG_GAP = math.log(600.0)  # the burst signal applies when buckets usually come >= 10 min apart
+_BURST_SLOW, _BURST_FAST = 0.02, 0.3
 
 
-_STATE_VERSION = 4
+_STATE_VERSION = 5
 _FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
-           "seasonal", "per_minute", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
+           "seasonal", "per_minute", "burst", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
            "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
            "t_last", "_warm")
 
@@ -77,7 +79,8 @@ class SeasonalZ:
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
-                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False) -> None:
+                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False,
+                 burst: bool = True) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -104,6 +107,8 @@ class SeasonalZ:
         self.zs_ms = short_alpha / (2.0 - short_alpha)
         self.weekly_alpha = weekly_alpha
         self.per_minute = per_minute  # seasonal rates per minute of event time (5-min data learn 5x per bucket)
+        self.burst = burst  # score arrival bursts on sparse series (typical gap >= 10 min)
+        self.lg_mean = self.lg_fast = self.lg_var = 0.0
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
         self.hourly_floor = hourly_floor
@@ -174,7 +179,18 @@ class SeasonalZ:
             zs = self.zs + a * (zc - self.zs)
             # null spread of the EW mean: a/(2-a) for independent z, more when residuals are autocorrelated
             s = max(s, tail_score(zs / math.sqrt(max(a / (2.0 - a), self.zs_ms)), self.two_sided))
+        if self.burst and self.n > 1 and self.lg_mean >= _SPARSE_LOG_GAP:
+            s = max(s, tail_score(self._burst_z(t.timestamp())))
         return s
+
+    def _burst_z(self, ts: float) -> float:
+        """Sparse series: buckets arriving much faster than usual (a leaked key's traffic) —
+        the EW mean of recent log gaps against the usual one."""
+        a = _BURST_FAST
+        lg = math.log(min(max(ts - self.t_last, 1.0), 7 * 86400.0))
+        fast = self.lg_fast + a * (lg - self.lg_fast)
+        sd = math.sqrt(max(self.lg_var, 0.25) * a / (2.0 - a))
+        return (self.lg_mean - fast) / sd
 
     def learn_one(self, x: float, t: datetime) -> None:
         ts = t.timestamp()
@@ -197,6 +213,15 @@ class SeasonalZ:
         if self.use_log and x + self.shift <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
         gap = min(max(ts - self.t_last, 1.0), 300.0) if self.n else 60.0  # at most 5 minutes' worth
+        if self.burst and self.n:  # arrival-rate statistics (log of the gap between buckets)
+            lg = math.log(min(max(ts - self.t_last, 1.0), 7 * 86400.0))
+            if self.n == 1:
+                self.lg_mean = self.lg_fast = lg
+            else:
+                d = lg - self.lg_mean
+                self.lg_mean += _BURST_SLOW * d
+                self.lg_var = (1.0 - _BURST_SLOW) * (self.lg_var + _BURST_SLOW * d * d)
+                self.lg_fast += _BURST_FAST * (lg - self.lg_fast)
         self.t_last = ts
         pred = self._predict(t, ts)
         e = self._y(x) - pred
