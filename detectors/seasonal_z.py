@@ -61,10 +61,10 @@ _SPARSE_LOG_GAP = math.log(600.0)  # the burst signal applies when buckets usual
 _BURST_SLOW, _BURST_FAST = 0.02, 0.3
 
 
-_STATE_VERSION = 5
+_STATE_VERSION = 6
 _FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
-           "seasonal", "per_minute", "burst", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
+           "seasonal", "per_minute", "burst", "hold", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
            "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
            "t_last", "_warm")
 
@@ -80,7 +80,7 @@ class SeasonalZ:
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
                  shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False,
-                 burst: bool = True) -> None:
+                 burst: bool = True, hold: float = 1.0) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -108,6 +108,7 @@ class SeasonalZ:
         self.weekly_alpha = weekly_alpha
         self.per_minute = per_minute  # seasonal rates per minute of event time (5-min data learn 5x per bucket)
         self.burst = burst  # score arrival bursts on sparse series (typical gap >= 10 min)
+        self.hold = hold
         self.lg_mean = self.lg_fast = self.lg_var = 0.0
         self.hourly_scale = hourly_scale
         self.hourly_alpha = hourly_alpha
@@ -252,10 +253,17 @@ class SeasonalZ:
         elif self.n > 0:  # warm-up: plain running RMS of one-step residuals
             self.rms = math.sqrt(self.rms * self.rms + (e * e - self.rms * self.rms) / (self.n + 1))
         y = pred + e
+        la, slow = self.level_alpha, 1.0
+        if self.hold > 0.0 and self.short_alpha > 0.0 and self._warm:
+            # evidence of a sustained shift (short mean of z far from 0): adopt it more slowly, so
+            # the evidence can build up to an alert before the baseline has absorbed the shift
+            a = self.short_alpha
+            slow = 1.0 + self.hold * self.zs * self.zs / max(a / (2.0 - a), self.zs_ms)
+            la /= slow
         if self.seasonal and self._warm:
             h = t.hour
             base = self.level
-            sa, wa = self.season_alpha, self.weekly_alpha
+            sa, wa = self.season_alpha / slow, self.weekly_alpha / slow
             if self.per_minute and gap != 60.0:  # seasonal rates are per minute of event time
                 k = gap / 60.0
                 sa, wa = 1.0 - (1.0 - sa) ** k, 1.0 - (1.0 - wa) ** k
@@ -265,7 +273,7 @@ class SeasonalZ:
             self.weekly[w] += wa * (y - base - self.weekly[w])
             if ts - self.t_first >= _WEEK_S:
                 y -= self.weekly[w]
-        self.level = y if self.n == 0 else self.level + self.level_alpha * (y - self.level)
+        self.level = y if self.n == 0 else self.level + la * (y - self.level)
         self.n += 1
         if self.seasonal and self._warm and t.hour != self.hour:
             self.hour = t.hour
