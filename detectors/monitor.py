@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,6 +74,8 @@ class SeriesMonitor:
         return self.started_at is not None
 
     def observe(self, t: datetime, x: float) -> Incident | None:
+        if not math.isfinite(x):
+            return None  # a NaN/inf bucket would poison the baseline; it carries no information
         expected = self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score

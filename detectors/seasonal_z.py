@@ -170,7 +170,7 @@ class SeasonalZ:
         return self._warm
 
     def score_one(self, x: float, t: datetime) -> float:
-        if not self._warm or (self.use_log and x + self.shift <= 0.0):
+        if not self._warm or not math.isfinite(x) or (self.use_log and x + self.shift <= 0.0):
             return 0.0  # log space: a zero bucket (no traffic) is not an upward anomaly
         z = self.z(x, t)
         s = tail_score(z, self.two_sided)
@@ -194,6 +194,8 @@ class SeasonalZ:
         return (self.lg_mean - fast) / sd
 
     def learn_one(self, x: float, t: datetime) -> None:
+        if not math.isfinite(x):
+            return
         ts = t.timestamp()
         if self._pre is not None:  # "shift": the first min_obs values only choose the transform
             pre = self._pre

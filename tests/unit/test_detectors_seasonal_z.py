@@ -157,3 +157,25 @@ def test_zero_and_negative_values() -> None:
     assert d.score_one(0.3, t) < 0.99
     assert d.score_one(-9.0, t) >= 0.9999
     assert DEFAULT_DETECTOR in DETECTORS
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(DETECTORS)),
+       st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(0.0), st.floats(allow_nan=True, allow_infinity=True)),
+                min_size=1, max_size=400),
+       st.integers(1, 600))
+def test_any_input_scores_in_unit_interval(name: str, xs: list[float], step_s: int) -> None:
+    m = SeriesMonitor(make_detector(name), threshold=0.9999)
+    for i, x in enumerate(xs):
+        m.observe(T0 + timedelta(seconds=step_s * i), x)
+        assert 0.0 <= m.last_score <= 1.0
+    d = m.detector
+    t = T0 + timedelta(seconds=step_s * len(xs))
+    for probe in (0.0, -1.0, 1e9, float("nan")):
+        s = d.score_one(probe, t) if probe == probe else 0.0
+        assert 0.0 <= s <= 1.0
+    pickle.loads(pickle.dumps(m))
