@@ -76,7 +76,8 @@ class SeriesMonitor:
     def observe(self, t: datetime, x: float) -> Incident | None:
         if not math.isfinite(x):
             return None  # a NaN/inf bucket would poison the baseline; it carries no information
-        expected = self.detector.expected()
+        at = getattr(self.detector, "expected_at", None)  # optional: baseline at this bucket's time
+        expected = at(t) if at is not None else self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
         anomalous = score >= self.threshold and (

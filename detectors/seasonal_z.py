@@ -80,7 +80,7 @@ class SeasonalZ:
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
                  shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False,
-                 burst: bool = True, hold: float = 1.0) -> None:
+                 burst: bool = True, hold: float = 0.0) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
@@ -311,14 +311,20 @@ class SeasonalZ:
 
     def expected(self) -> Expected:
         """Baseline at the last learnt time and a ±3 sd (calibrated) band."""
+        ts = self.t_last
+        return self._expected(int((ts % _DAY_S) // 3600), int(((ts // _DAY_S) + 3) % 7), ts)  # 1970-01-01: Thu
+
+    def expected_at(self, t: datetime) -> Expected:
+        """Baseline and band for a bucket at ``t`` (what an alert at ``t`` should show)."""
+        return self._expected(t.hour, t.weekday(), t.timestamp())
+
+    def _expected(self, h: int, wd: int, ts: float) -> Expected:
         base = self.level
         if self.seasonal and self._warm and self.n:
-            h = int((self.t_last % _DAY_S) // 3600)
             base += self.daily[h]
-            if self.t_last - self.t_first >= _WEEK_S:
-                wd = int(((self.t_last // _DAY_S) + 3) % 7)  # 1970-01-01 was a Thursday (weekday 3)
+            if ts - self.t_first >= _WEEK_S:
                 base += self.weekly[wd * 24 + h]
-        half = 3.0 * self._scale(int((self.t_last % _DAY_S) // 3600)) * max(1.0, self.q99 / _Z99)
+        half = 3.0 * self._scale(h) * max(1.0, self.q99 / _Z99)
         if self.use_log:
             c = self.shift
             return Expected(math.exp(base) - c, math.exp(base - half) - c, math.exp(base + half) - c)

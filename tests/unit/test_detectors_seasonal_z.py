@@ -179,3 +179,18 @@ def test_any_input_scores_in_unit_interval(name: str, xs: list[float], step_s: i
         s = d.score_one(probe, t) if probe == probe else 0.0
         assert 0.0 <= s <= 1.0
     pickle.loads(pickle.dumps(m))
+
+
+def test_expected_at_is_the_one_step_baseline() -> None:
+    """The baseline an alert shows is the model's prediction for that bucket (level + offsets)."""
+    d = SeasonalZ()
+    rng = random.Random(12)
+    seen = {}
+    for i in range(3 * 1440):
+        t = T0 + timedelta(minutes=i)
+        if t.day == 4 and t.minute == 30 and t.hour in (3, 12):
+            seen[t.hour] = d.expected_at(t)
+        d.learn_one((30.0 if 9 <= t.hour < 17 else 10.0) * math.exp(rng.gauss(0, 0.05)), t)
+    assert seen[12].baseline == pytest.approx(30.0, rel=0.1)
+    assert seen[3].baseline == pytest.approx(10.0, rel=0.1)
+    assert seen[12].low < seen[12].baseline < seen[12].high
