@@ -170,8 +170,9 @@ async def _aggregate_one(event: faust.EventT) -> None:
     for rec in orjson.loads(event.value):
         ob.add(rec)
         newest = max(newest, rec["ts"])
-    newest = max(newest, _get(watermarks, str(partition), (0.0, 0.0))[1])
-    _put(watermarks, str(partition), (time.time(), newest))
+    _, seen, scans = _watermark(partition)
+    newest = max(newest, seen)
+    _put(watermarks, str(partition), (time.time(), newest, scans))
     await _send_buckets(key, ob.close_until(newest - settings.allowed_lateness_seconds))
     _put(open_buckets, key, ob)
 
@@ -183,13 +184,33 @@ async def _send_buckets(key: str, buckets: list[Bucket]) -> None:
 
 
 _TICK = "__tick__"
+#: How often a busy partition is scanned for keys that went quiet (their buckets close when their
+#: own next record arrives; a key that sends none is closed by this scan or the idle flush).
+STRAGGLER_SCAN_SECONDS = 30.0
+
+
+def _watermark(partition: int) -> tuple[float, float, tuple[float, float]]:
+    """(wall time of the partition's last record, newest event time,
+    (wall time of the last straggler scan, wall time of the last idle flush))."""
+    wall, newest, *scans = _get(watermarks, str(partition), (0.0, 0.0, (0.0, 0.0)))
+    return wall, newest, scans[0] if scans and isinstance(scans[0], tuple) else (0.0, 0.0)
 
 
 async def _flush_idle(partition: int) -> None:
-    """Close buckets of keys on ``partition`` that the watermark or idleness has passed."""
-    wall, newest = _get(watermarks, str(partition), (0.0, 0.0))
-    idle = time.time() - wall >= settings.idle_flush_seconds
-    watermark = float("inf") if idle else newest - settings.allowed_lateness_seconds
+    """Close buckets of keys on ``partition`` that the watermark or idleness has passed.
+
+    Scans the partition's open keys only when it has gone idle (once, until new records come)
+    or every ``STRAGGLER_SCAN_SECONDS`` while busy: a scan decodes every open key's state."""
+    wall, newest, (straggler_at, idle_at) = _watermark(partition)
+    now = time.time()
+    if now - wall >= settings.idle_flush_seconds:
+        if idle_at >= wall:
+            return  # flushed everything since the last record
+        watermark, scans = float("inf"), (straggler_at, now)
+    elif now - straggler_at >= STRAGGLER_SCAN_SECONDS:
+        watermark, scans = newest - settings.allowed_lateness_seconds, (now, idle_at)
+    else:
+        return
     for key in list(open_buckets.keys()):
         ob: OpenBuckets = _get(open_buckets, key)
         # Each key is flushed by its own partition's tick, so its changelog stays co-partitioned.
@@ -197,6 +218,7 @@ async def _flush_idle(partition: int) -> None:
             continue
         await _send_buckets(key, ob.close_until(watermark))
         _put(open_buckets, key, ob)
+    _put(watermarks, str(partition), (wall, newest, scans))
 
 
 @app.timer(interval=max(1.0, settings.idle_flush_seconds / 2))
