@@ -373,3 +373,15 @@ async def store_dead_letters(stream: faust.StreamT) -> None:
             await _until_stored(store.save_dead_letter, dl)
     finally:
         store.close()
+
+
+@app.page("/health")
+async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    """Liveness and what this worker holds: for Kubernetes probes and people."""
+    return web.json({
+        "status": "ok",
+        "app": settings.app_id,
+        "agents": {name: not agent.should_stop for name, agent in app.agents.items()},
+        "tables": {name: len(table) for name, table in app.tables.items()},
+        "assigned_partitions": len(app.consumer.assignment()) if app.consumer else 0,
+    })

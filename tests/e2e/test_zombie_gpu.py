@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -52,6 +54,7 @@ def test_idle_notebook_alerts_once_priced_and_busy_job_does_not(tmp_path) -> Non
             with UsageProducer(broker.bootstrap, stream_key="dcgm-exporter") as producer:
                 for s in samples:
                     producer.send("gpu", s)
+            port = worker.env["BURNGUARD_WEB_PORT"]
             store = AlertStore(database_url)
             try:
                 deadline = time.monotonic() + 90
@@ -62,6 +65,10 @@ def test_idle_notebook_alerts_once_priced_and_busy_job_does_not(tmp_path) -> Non
                 alerts = [a for a in store.alerts() if a.detector == "zombie_gpu"]
             finally:
                 store.close()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+                health = json.loads(resp.read())
+    assert health["status"] == "ok" and health["tables"]["gpu_trackers"] == 2  # the notebook and the job
+    assert all(health["agents"].values()) and health["assigned_partitions"] > 0
 
     assert len(alerts) == 1, [(a.series_key, a.metric) for a in alerts]
     [a] = alerts
