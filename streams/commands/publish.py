@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: CSV input is FOCUS billing rows: use --source billing", file=sys.stderr)
         return 2
     normalizer = Normalizer()
+    name = "<stdin>" if args.file == "-" else args.file
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     errors = 0
     with stream, UsageProducer(settings.bootstrap_servers, batch_size=args.batch_size) as producer:
@@ -47,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
                     errors += 1
                     for rej in rejects:
                         at = where + (f", event {rej.index}" if rej.index is not None else "")
-                        print(f"{args.file}: {at}: {rej.reason}", file=sys.stderr)
+                        print(f"{name}: {at}: {rej.reason}", file=sys.stderr)
                     continue
             try:
                 doc: Any = orjson.loads(raw)
             except orjson.JSONDecodeError as err:  # only reachable with --no-validate
                 errors += 1
-                print(f"{args.file}: {where}: invalid JSON: {err}", file=sys.stderr)
+                print(f"{name}: {where}: invalid JSON: {err}", file=sys.stderr)
                 continue
             for event in (doc if isinstance(doc, list) else doc.get("events", [doc]) if isinstance(doc, dict) else [doc]):
                 producer.send(args.source, event)
