@@ -55,3 +55,17 @@ def test_codec_refuses_code_execution() -> None:
 
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         state_codec.loads(pickle.dumps(Evil()))
+
+
+@pytest.mark.parametrize("module,name", [
+    ("numpy._core._methods", "os.system"),          # dotted name through an allowed package
+    ("numpy._core.numeric", "builtins.eval"),
+    ("numpy.testing._private.utils", "runstring"),  # a function inside an allowed package
+    ("river.utils", "inspect"),                     # a module attribute, not a class
+    ("streams.app", "app"),                         # our code, but not a state class
+    ("builtins", "eval"),
+])
+def test_codec_refuses_globals_outside_the_allow_list(module: str, name: str) -> None:
+    payload = b"\x80\x04c" + module.encode() + b"\n" + name.encode() + b"\n."  # protocol 0 GLOBAL opcode
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        state_codec.loads(payload)
