@@ -26,11 +26,12 @@ KEY_FIELDS: tuple[str, ...] = ("team", "feature", "customer", "model", "environm
 
 
 def _escape(v: str) -> str:
-    return v.replace("%", "%25").replace("|", "%7C").replace("=", "%3D")
+    """``*`` is escaped too: unescaped, it marks a roll-up key, so a tag value must never produce it."""
+    return v.replace("%", "%25").replace("|", "%7C").replace("=", "%3D").replace("*", "%2A")
 
 
 def _unescape(v: str) -> str:
-    return v.replace("%3D", "=").replace("%7C", "|").replace("%25", "%")
+    return v.replace("%2A", "*").replace("%3D", "=").replace("%7C", "|").replace("%25", "%")
 
 
 @lru_cache(maxsize=65536)

@@ -38,7 +38,8 @@ class UsageProducer:
         self.batch_size = batch_size
         self.max_linger_s = max_linger_s
         self.stream_key = (stream_key or f"{socket.gethostname()}-{os.getpid()}").encode()
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, acks=1, **kafka_config)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, acks="all", **kafka_config)
+        self.failed_events = 0  # envelopes the broker did not take; flush() raises while any are unreported
         self.buffers: dict[str, list[Any]] = {source: [] for source in USAGE_TOPICS}
         self.oldest: dict[str, float] = {}
         self.sent_events = 0
@@ -64,11 +65,20 @@ class UsageProducer:
         buf = self.buffers[source]
         if not buf:
             return
-        self.producer.send(USAGE_TOPICS[source], orjson.dumps(buf), key=self.stream_key)
+        self.buffers[source] = []  # cleared first: one envelope the client refuses must not wedge the rest
+        self.oldest.pop(source, None)
+        try:
+            future = self.producer.send(USAGE_TOPICS[source], orjson.dumps(buf), key=self.stream_key)
+        except Exception:
+            self.failed_events += len(buf)
+            raise
+        future.add_errback(self._failed, len(buf))
         self.sent_events += len(buf)
         self.sent_messages += 1
-        self.buffers[source] = []
-        self.oldest.pop(source, None)
+
+    def _failed(self, n: int, err: Exception) -> None:
+        with self._lock:
+            self.failed_events += n
 
     def _flush_stale_forever(self) -> None:
         while not self._closed.wait(self.max_linger_s / 4):
@@ -76,13 +86,21 @@ class UsageProducer:
             with self._lock:
                 for source, since in list(self.oldest.items()):
                     if now - since >= self.max_linger_s:
-                        self._send_envelope(source)
+                        try:
+                            self._send_envelope(source)
+                        except Exception:  # counted in failed_events; flush() reports it
+                            pass
 
     def flush(self, timeout: float | None = 30.0) -> None:
+        """Send what is buffered and wait for the broker; raises if any envelope was not taken."""
         with self._lock:
             for source in self.buffers:
                 self._send_envelope(source)
         self.producer.flush(timeout=timeout)
+        with self._lock:
+            failed, self.failed_events = self.failed_events, 0
+        if failed:
+            raise RuntimeError(f"{failed} event(s) were not accepted by the broker")
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import orjson
 from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
@@ -53,12 +53,14 @@ class DeadLetterRow(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     topic: Mapped[str] = mapped_column(String(255))
     partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
     offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
     index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(String(2000))
     original_b64: Mapped[str] = mapped_column(String)
+    key_b64: Mapped[str | None] = mapped_column(String, nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -80,7 +82,10 @@ class AlertStore:
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            Base.metadata.create_all(self.engine)
+            try:
+                Base.metadata.create_all(self.engine)
+            except (ProgrammingError, IntegrityError):  # another process created it at the same moment
+                Base.metadata.create_all(self.engine)
             self._schema_ready = True
 
     def close(self) -> None:
@@ -123,12 +128,17 @@ class AlertStore:
                 out.append(alert)
             return out
 
-    def save_dead_letter(self, dl: DeadLetter) -> None:
+    def save_dead_letter(self, dl: DeadLetter) -> bool:
+        """Store a dead letter once (by :attr:`DeadLetter.fingerprint`); False if it was already there."""
         self._ready()
-        with Session(self.engine) as s, s.begin():
-            s.add(DeadLetterRow(topic=dl.topic, partition=dl.partition, offset=dl.offset, index=dl.index,
-                                reason=dl.reason[:2000], original_b64=dl.original_b64,
-                                received_at=dl.received_at))
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(DeadLetterRow(fingerprint=dl.fingerprint, topic=dl.topic, partition=dl.partition,
+                                    offset=dl.offset, index=dl.index, reason=dl.reason[:2000],
+                                    original_b64=dl.original_b64, key_b64=dl.key_b64, received_at=dl.received_at))
+        except IntegrityError:
+            return False
+        return True
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest ``limit`` dead letters, newest first."""
@@ -147,7 +157,7 @@ class AlertStore:
             if reason_contains:
                 q = q.where(DeadLetterRow.reason.contains(reason_contains))
             return [(r.id, DeadLetter(reason=r.reason, topic=r.topic, partition=r.partition, offset=r.offset,
-                                      index=r.index, original_b64=r.original_b64,
+                                      index=r.index, original_b64=r.original_b64, key_b64=r.key_b64,
                                       received_at=_utc(r.received_at)))
                     for r in s.scalars(q)]
 

@@ -15,6 +15,7 @@ is unset) or ``faust -A streams.app worker``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -124,15 +125,15 @@ def load_normalizer() -> Normalizer:
 async def normalize(stream: faust.StreamT) -> None:
     """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
     normalizer = load_normalizer()
-    async for event in stream.events():
+
+    async def normalize_one(event: faust.EventT) -> None:
         msg = event.message
         source = SOURCE_BY_TOPIC.get(msg.topic)
         raw: bytes = event.value or b""
         if source is None:
-            records, rejects = [], []
             await _dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg, None)
-        else:
-            records, rejects = normalizer.parse(source, raw)
+            return
+        records, rejects = normalizer.parse(source, raw)
         by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, rec, child in keyed_records(records, settings.rollups):
             by_key[key].append(window_record(rec, child))
@@ -144,10 +145,20 @@ async def normalize(stream: faust.StreamT) -> None:
         for rej in rejects:
             await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
 
+    async for event in stream.events():
+        await _guarded("normalize", event, normalize_one)
+
+
+#: Originals above this are cut in the dead letter (base64 in JSON must stay under Kafka's 1 MB).
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+
 
 async def _dead_letter(raw: bytes, reason: str, msg: Any, index: int | None) -> None:
+    if len(raw) > MAX_DEAD_LETTER_BYTES:
+        reason += f" [original {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}, cut to {MAX_DEAD_LETTER_BYTES}]"
+        raw = raw[:MAX_DEAD_LETTER_BYTES]
     dl = DeadLetter.from_bytes(raw, reason=reason, topic=msg.topic, partition=msg.partition,
-                               offset=msg.offset, index=index)
+                               offset=msg.offset, index=index, key=msg.key)
     log.warning("dead letter from %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
     await deadletter_topic.send(value=dl.model_dump_json().encode())
 
@@ -165,13 +176,16 @@ async def _aggregate_one(event: faust.EventT) -> None:
         await _flush_idle(partition)
         return
     ob: OpenBuckets = _get(open_buckets, key) or OpenBuckets(key, settings.bucket_seconds, partition)
-    ob.partition = partition
+    if ob.partition == partition and event.message.offset <= ob.last_offset:
+        return  # redelivered after a crash: its records are already in the table's state
+    ob.partition, ob.last_offset = partition, event.message.offset
     newest = 0.0
     for rec in orjson.loads(event.value):
         ob.add(rec)
         newest = max(newest, rec["ts"])
     _, seen, scans = _watermark(partition)
-    newest = max(newest, seen)
+    # a producer whose clock runs ahead must not drag the partition's event time into the future
+    newest = max(seen, min(newest, time.time()))
     _put(watermarks, str(partition), (time.time(), newest, scans))
     await _send_buckets(key, ob.close_until(newest - settings.allowed_lateness_seconds))
     _put(open_buckets, key, ob)
@@ -211,17 +225,19 @@ async def _flush_idle(partition: int) -> None:
         watermark, scans = newest - settings.allowed_lateness_seconds, (now, idle_at)
     else:
         return
-    for key in list(open_buckets.keys()):
-        ob: OpenBuckets = _get(open_buckets, key)
+    for n, key in enumerate(list(open_buckets.keys())):
+        if n % 1000 == 999:
+            await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
+        ob: OpenBuckets | None = _get(open_buckets, key)
         # Each key is flushed by its own partition's tick, so its changelog stays co-partitioned.
-        if ob.partition != partition or ob.oldest_end is None or ob.oldest_end > watermark:
+        if ob is None or ob.partition != partition or ob.oldest_end is None or ob.oldest_end > watermark:
             continue
         await _send_buckets(key, ob.close_until(watermark))
         _put(open_buckets, key, ob)
     _put(watermarks, str(partition), (wall, newest, scans))
 
 
-@app.timer(interval=max(1.0, settings.idle_flush_seconds / 2))
+@app.timer(interval=max(1.0, min(settings.idle_flush_seconds / 2, 5.0)), on_leader=True)
 async def tick() -> None:
     """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops)."""
     for partition in range(settings.partitions):
@@ -276,11 +292,15 @@ async def budgets(stream: faust.StreamT) -> None:
         spec = book.get(budget_id)
         if spec is None:  # the budget was removed from the file since this was routed
             return
-        _, tracker = _get(burn_trackers, budget_id) or (None, BurnTracker.from_spec(spec))
+        partition, offset = event.message.partition, event.message.offset
+        stored = _get(burn_trackers, budget_id)
+        if stored is not None and len(stored) == 3 and stored[0] == partition and offset <= stored[1]:
+            return  # redelivered after a crash: already counted
+        tracker = stored[-1] if stored is not None else BurnTracker.from_spec(spec)
         tracker.configure(spec)
         events = [ev for start, spend in orjson.loads(event.value)
                   for ev in tracker.observe(datetime.fromtimestamp(start, tz=timezone.utc), spend)]
-        _put(burn_trackers, budget_id, (event.message.partition, tracker))
+        _put(burn_trackers, budget_id, (partition, offset, tracker))
         for ev in events:
             await _send_alert(burn_alert(ev))
 
@@ -289,18 +309,20 @@ async def budgets(stream: faust.StreamT) -> None:
 
 
 async def _advance_budgets(partition: int) -> None:
-    """Move open incidents' clocks to the partition's newest event time: a surge that stops
-    completely sends no more spend, and must still resolve."""
-    stored = {k: _get(burn_trackers, k) for k in list(burn_trackers.keys())}
-    mine: dict[str, BurnTracker] = {k: t for k, (p, t) in stored.items() if p == partition and t.now}
-    if not mine:
+    """Move open incidents' clocks to the newest event time any budget on this worker has seen:
+    a surge that stops completely sends no more spend, and must still resolve."""
+    stored = [(k, v) for k in list(burn_trackers.keys()) if (v := _get(burn_trackers, k)) is not None]
+    if not stored:
         return
-    now = max(t.now for t in mine.values())
-    for budget_id, tracker in mine.items():
-        if not tracker.active or tracker.now >= now:
-            continue
+    clocks = [v[-1].now for _, v in stored if v[-1].now is not None]
+    if not clocks:
+        return
+    now = max(clocks)
+    for budget_id, (p, *offset, tracker) in stored:
+        if p != partition or not tracker.active or tracker.now is None or tracker.now >= now:
+            continue  # each budget is advanced by its own partition's tick (co-partitioned changelog)
         events = tracker.advance(now)
-        _put(burn_trackers, budget_id, (partition, tracker))
+        _put(burn_trackers, budget_id, (p, *offset, tracker))
         for ev in events:
             await _send_alert(burn_alert(ev))
 
@@ -318,24 +340,41 @@ async def zombies(stream: faust.StreamT) -> None:
 
 
 async def _zombies_one(event: faust.EventT) -> None:
-    resource = _key(event)
+    resource, partition, offset = _key(event), event.message.partition, event.message.offset
     samples = orjson.loads(event.value)
-    tracker = _get(gpu_trackers, resource) or new_gpu_tracker(resource, samples[0])
+    stored = _get(gpu_trackers, resource)
+    if isinstance(stored, tuple) and stored[0] == partition and offset <= stored[1]:
+        return  # redelivered after a crash: already applied
+    tracker = stored[-1] if isinstance(stored, tuple) else new_gpu_tracker(resource, samples[0])
     alerts = [zombie_alert(resource, status, za, since)
               for sample in samples for status, za, since in observe_sample(tracker, sample)]
-    _put(gpu_trackers, resource, tracker)
+    _put(gpu_trackers, resource, (partition, offset, tracker))
     for alert in alerts:
         await _send_alert(alert)
 
 
+_TRANSIENT = ("unable to open", "database is locked", "could not connect", "connection refused",
+              "server closed the connection", "terminating connection", "connection is closed", "timeout")
+
+
+def _transient(err: Exception) -> bool:
+    """A database that is down or busy (retry) rather than wrong (schema, constraint: fail loudly)."""
+    if isinstance(err, InterfaceError) or getattr(err, "connection_invalidated", False):
+        return True
+    return isinstance(err, OperationalError) and any(t in str(err).lower() for t in _TRANSIENT)
+
+
 async def _until_stored(fn: Callable[[Any], Any], arg: Any) -> Any:
     """Run a store call in a thread; while the database is unreachable, wait and retry with
-    backoff (up to 30 s) instead of dropping the write: the stream pauses, nothing is lost."""
+    backoff (up to 30 s) instead of dropping the write: the stream pauses, nothing is lost.
+    Other database errors raise (the message is quarantined by the agent's guard)."""
     delay = 0.5
     while True:
         try:
             return await asyncio.to_thread(fn, arg)
         except (OperationalError, InterfaceError) as err:
+            if not _transient(err):
+                raise
             log.error("database unavailable (%s); retrying in %.1fs", type(err).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -363,14 +402,23 @@ async def store_alerts(stream: faust.StreamT) -> None:
 async def store_dead_letters(stream: faust.StreamT) -> None:
     """Keep every dead letter queryable (``burnguard deadletter list``)."""
     store = AlertStore(settings.database_url)
+
+    async def store_one(event: faust.EventT) -> None:
+        try:
+            dl = DeadLetter.model_validate_json(event.value)
+        except ValueError as err:  # a foreign message on the dead-letter topic: keep it, wrapped
+            dl = DeadLetter.from_bytes(event.value or b"", reason=f"unreadable dead letter: {err}",
+                                       topic=DEADLETTER_TOPIC, partition=event.message.partition,
+                                       offset=event.message.offset)
+        await _until_stored(store.save_dead_letter, dl)
+
     try:
-        async for value in stream:
+        async for event in stream.events():
             try:
-                dl = DeadLetter.model_validate_json(value)
-            except ValueError as err:  # a foreign message on the dead-letter topic: keep it, wrapped
-                dl = DeadLetter.from_bytes(value or b"", reason=f"unreadable dead letter: {err}",
-                                           topic=DEADLETTER_TOPIC)
-            await _until_stored(store.save_dead_letter, dl)
+                await store_one(event)
+            except Exception:  # noqa: BLE001 - quarantining to its own topic would loop: log and go on
+                log.exception("dead letter at %s@%s could not be stored", event.message.partition,
+                              event.message.offset)
     finally:
         store.close()
 

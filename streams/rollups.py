@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from schemas.cost import KEY_FIELDS, CostRecord, _key_string
+from schemas.cost import KEY_FIELDS, CostRecord, _escape
 
 ANY = "*"
 
@@ -27,7 +27,7 @@ def rollup_keys(rec: CostRecord, levels: Sequence[Sequence[str]]) -> list[tuple[
     """(roll-up key, child) for each level, e.g. ``[["team", "environment"]]``."""
     out = []
     for level in levels:
-        key = _key_string(*(getattr(rec, f) if f in level else ANY for f in KEY_FIELDS))
+        key = "|".join(f"{f}={_escape(getattr(rec, f))}" if f in level else f"{f}={ANY}" for f in KEY_FIELDS)
         child = "|".join(f"{f}={getattr(rec, f)}" for f in KEY_FIELDS if f not in level)
         out.append((key, child))
     return out
@@ -44,7 +44,14 @@ def rollup_of(key: str, level: Sequence[str]) -> str:
 
 
 def is_rollup(key: str) -> bool:
-    return f"={ANY}" in key
+    """True for roll-up keys; tag values cannot fake one (``*`` in a value is escaped).
+
+    >>> from datetime import datetime, timezone
+    >>> r = CostRecord(ts=datetime(2026, 11, 20, tzinfo=timezone.utc), source="llm", feature="*beta")
+    >>> is_rollup(r.allocation_key), is_rollup(rollup_keys(r, [["team"]])[0][0])
+    (False, True)
+    """
+    return any(part.split("=", 1)[1] == ANY for part in key.split("|") if "=" in part)
 
 
 def keyed_records(records: Iterable[CostRecord], levels: Sequence[Sequence[str]]

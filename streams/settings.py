@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535, description="Faust web server port (health, Slack callbacks)")
     bucket_seconds: int = Field(60, ge=1, description="event-time bucket width")
     allowed_lateness_seconds: int = Field(60, ge=0, description="how long a bucket waits for late events")
-    idle_flush_seconds: float = Field(10.0, gt=0, description="close buckets when a worker saw no event for this long")
+    idle_flush_seconds: float = Field(
+        120.0, gt=0, description="close a partition's buckets after this long without records; keep it at least "
+                                 "bucket + lateness for live traffic, or a slow minute closes before it is full")
     detector: str | None = Field(None, description="detector name (burnguard detect list); unset = default")
     alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
     alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")

@@ -52,7 +52,8 @@ _UNPRICED, _RECORDS = _N, _N + 1
 class OpenBuckets:
     """Running sums per bucket start (epoch seconds) for one key; small and picklable."""
 
-    __slots__ = ("key", "seconds", "sums", "late_sums", "children", "closed_until", "late", "partition")
+    __slots__ = ("key", "seconds", "sums", "late_sums", "children", "closed_until", "late", "partition",
+                 "last_offset")
 
     #: children tracked per bucket of a roll-up key; the rest are summed as "other"
     MAX_CHILDREN = 50
@@ -60,6 +61,7 @@ class OpenBuckets:
     def __init__(self, key: str, seconds: int = 60, partition: int = 0) -> None:
         self.key = key
         self.partition = partition  # the Kafka partition this key's records (and state) live on
+        self.last_offset = -1  # of the last costs message applied: a redelivered one is skipped
         self.seconds = seconds
         self.sums: dict[int, list[float]] = {}
         self.late_sums: dict[int, list[float]] = {}

@@ -46,16 +46,25 @@ def run_replay(args: argparse.Namespace) -> int:
         rows.reverse()  # oldest first: the original order
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
         try:
-            for _, dl in rows:  # back to its original partition, so order within it is kept
-                producer.send(dl.topic, dl.original_bytes(), partition=dl.partition)
+            # back to its original partition with its original key, so order and routing are kept
+            sent = [(id_, producer.send(dl.topic, dl.original_bytes(), key=dl.original_key(), partition=dl.partition))
+                    for id_, dl in rows]
             producer.flush(timeout=30)
+            done, failed = [], 0
+            for id_, future in sent:
+                try:
+                    future.get(timeout=10)
+                    done.append(id_)
+                except Exception as err:  # noqa: BLE001 - reported, left pending for the next replay
+                    failed += 1
+                    print(f"dead letter {id_}: not re-published: {err}", file=sys.stderr)
         finally:
             producer.close()
-        store.mark_replayed([i for i, _ in rows])
+        store.mark_replayed(done)
     finally:
         store.close()
-    print(f"replayed {len(rows)} dead letter(s); any that still fail come back as new dead letters")
-    return 0
+    print(f"replayed {len(done)} dead letter(s); any that still fail come back as new dead letters")
+    return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

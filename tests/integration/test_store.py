@@ -69,3 +69,18 @@ def test_dead_letters_keep_reason_and_original_bytes(database_url: str) -> None:
         assert dl.original_bytes() == raw
     finally:
         store.close()
+
+
+def test_a_redelivered_dead_letter_is_stored_once_and_keeps_its_key(database_url: str) -> None:
+    store = AlertStore(database_url)
+    try:
+        dl = DeadLetter.from_bytes(b"[1]", reason="bad", topic="costs", partition=1, offset=9, key=b"team=a")
+        assert store.save_dead_letter(dl) is True
+        assert store.save_dead_letter(DeadLetter.model_validate_json(dl.model_dump_json())) is False
+        [(_, got)] = store.dead_letter_rows()
+        assert got.original_key() == b"team=a" and got.original_bytes() == b"[1]"
+        other = DeadLetter.from_bytes(b"[1]", reason="bad", topic="costs", partition=1, offset=10)
+        assert store.save_dead_letter(other) is True
+        assert len(store.dead_letters()) == 2
+    finally:
+        store.close()
