@@ -137,11 +137,12 @@ async def normalize(stream: faust.StreamT) -> None:
         by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, rec, child in keyed_records(records, settings.rollups):
             by_key[key].append(window_record(rec, child))
+        src = {"src": f"{msg.topic}/{msg.partition}", "off": msg.offset}  # lets consumers drop redeliveries
         for key, recs in by_key.items():
-            await costs_topic.send(key=key.encode(), value=orjson.dumps(recs))
+            await costs_topic.send(key=key.encode(), value=orjson.dumps({**src, "records": recs}))
         if source == "gpu":
             for resource, samples in gpu_samples_by_resource(records).items():
-                await gpu_samples_topic.send(key=resource.encode(), value=orjson.dumps(samples))
+                await gpu_samples_topic.send(key=resource.encode(), value=orjson.dumps({**src, "samples": samples}))
         for rej in rejects:
             await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
 
@@ -179,8 +180,12 @@ async def _aggregate_one(event: faust.EventT) -> None:
     if ob.partition == partition and event.message.offset <= ob.last_offset:
         return  # redelivered after a crash: its records are already in the table's state
     ob.partition, ob.last_offset = partition, event.message.offset
+    doc = orjson.loads(event.value)
+    if ob.seen(doc["src"], doc["off"]):  # normalize ran again on a usage message after a crash
+        _put(open_buckets, key, ob)
+        return
     newest = 0.0
-    for rec in orjson.loads(event.value):
+    for rec in doc["records"]:
         ob.add(rec)
         newest = max(newest, rec["ts"])
     _, seen, scans = _watermark(partition)
@@ -198,6 +203,7 @@ async def _send_buckets(key: str, buckets: list[Bucket]) -> None:
 
 
 _TICK = "__tick__"
+WORKER_STARTED = time.time()  # set once at import: this process's start, never mutated
 #: How often a busy partition is scanned for keys that went quiet (their buckets close when their
 #: own next record arrives; a key that sends none is closed by this scan or the idle flush).
 STRAGGLER_SCAN_SECONDS = 30.0
@@ -217,7 +223,9 @@ async def _flush_idle(partition: int) -> None:
     or every ``STRAGGLER_SCAN_SECONDS`` while busy: a scan decodes every open key's state."""
     wall, newest, (straggler_at, idle_at) = _watermark(partition)
     now = time.time()
-    if now - wall >= settings.idle_flush_seconds:
+    # idle since this worker started, too: after a restart the recovered wall time is old, and
+    # the redelivered backlog has not been read yet; flushing then would close minutes half-full
+    if now - max(wall, WORKER_STARTED) >= settings.idle_flush_seconds:
         if idle_at >= wall:
             return  # flushed everything since the last record
         watermark, scans = float("inf"), (straggler_at, now)
@@ -340,15 +348,16 @@ async def zombies(stream: faust.StreamT) -> None:
 
 
 async def _zombies_one(event: faust.EventT) -> None:
-    resource, partition, offset = _key(event), event.message.partition, event.message.offset
-    samples = orjson.loads(event.value)
-    stored = _get(gpu_trackers, resource)
-    if isinstance(stored, tuple) and stored[0] == partition and offset <= stored[1]:
-        return  # redelivered after a crash: already applied
-    tracker = stored[-1] if isinstance(stored, tuple) else new_gpu_tracker(resource, samples[0])
+    resource = _key(event)
+    doc = orjson.loads(event.value)
+    samples = doc["samples"]
+    sources, tracker = _get(gpu_trackers, resource) or ({}, new_gpu_tracker(resource, samples[0]))
+    if sources.get(doc["src"], -1) >= doc["off"]:
+        return  # redelivered (this message, or normalize after a crash): already applied
+    sources[doc["src"]] = doc["off"]
     alerts = [zombie_alert(resource, status, za, since)
               for sample in samples for status, za, since in observe_sample(tracker, sample)]
-    _put(gpu_trackers, resource, (partition, offset, tracker))
+    _put(gpu_trackers, resource, (sources, tracker))
     for alert in alerts:
         await _send_alert(alert)
 

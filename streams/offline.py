@@ -31,6 +31,6 @@ def replay(events: Iterable[dict[str, Any]], settings: Settings, source: str = "
             ob = windows.setdefault(key, OpenBuckets(key, settings.bucket_seconds))
             ob.add(window_record(rec, child))
     buckets = sorted((b for ob in windows.values() for b in ob.close_all()), key=lambda b: (b.key, b.start))
-    scorer, monitors = BucketScorer(settings), dict[str, SeriesMonitor]()
+    scorer, monitors = BucketScorer(settings), dict[str, tuple[float, SeriesMonitor]]()
     alerts = [a for b in buckets for a in scorer.score(b, monitors.get, monitors.__setitem__)]
     return buckets, alerts

@@ -43,9 +43,12 @@ class BucketScorer:
             if value is None:
                 continue
             series = f"{bucket.key}#{metric}"
-            monitor = load(series) or self.new_monitor()
+            last, monitor = load(series) or (None, self.new_monitor())
+            start = bucket.start.timestamp()
+            if last is not None and start <= last:
+                continue  # already scored: a redelivered bucket must not teach the baseline twice
             incident = monitor.observe(bucket.start, value)
-            save(series, monitor)
+            save(series, (start, monitor))
             if incident is None:
                 continue
             alerts.append(Alert(

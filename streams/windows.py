@@ -53,7 +53,7 @@ class OpenBuckets:
     """Running sums per bucket start (epoch seconds) for one key; small and picklable."""
 
     __slots__ = ("key", "seconds", "sums", "late_sums", "children", "closed_until", "late", "partition",
-                 "last_offset")
+                 "last_offset", "sources")
 
     #: children tracked per bucket of a roll-up key; the rest are summed as "other"
     MAX_CHILDREN = 50
@@ -62,6 +62,7 @@ class OpenBuckets:
         self.key = key
         self.partition = partition  # the Kafka partition this key's records (and state) live on
         self.last_offset = -1  # of the last costs message applied: a redelivered one is skipped
+        self.sources: dict[str, int] = {}  # usage topic/partition -> newest source offset applied
         self.seconds = seconds
         self.sums: dict[int, list[float]] = {}
         self.late_sums: dict[int, list[float]] = {}
@@ -94,6 +95,14 @@ class OpenBuckets:
                 child = "other"
             kids[child] = kids.get(child, 0.0) + (rec.get("cost_usd") or 0.0)
         return on_time
+
+    def seen(self, source: str, offset: int) -> bool:
+        """True if records from ``source`` at ``offset`` were applied already (normalize redelivered them);
+        else remember the offset. Records of one source partition reach a key in offset order."""
+        if self.sources.get(source, -1) >= offset:
+            return True
+        self.sources[source] = offset
+        return False
 
     @property
     def oldest_end(self) -> float | None:
