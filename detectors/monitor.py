@@ -74,7 +74,7 @@ class SeriesMonitor:
         return self.started_at is not None
 
     def observe(self, t: datetime, x: float) -> Incident | None:
-        if not math.isfinite(x):
+        if not math.isfinite(x) or abs(x) > 1e15:  # beyond any real metric: squares would overflow
             return None  # a NaN/inf bucket would poison the baseline; it carries no information
         at = getattr(self.detector, "expected_at", None)  # optional: baseline at this bucket's time
         expected = at(t) if at is not None else self.detector.expected()
