@@ -11,18 +11,25 @@ Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
   lasting level shift is adopted gradually (it alerts once, then becomes normal);
 * **scale**: a slow EW root-mean-square of the residual (floored relative to the level,
   so a flat series is not infinitely sensitive);
-* **tail calibration**: EW 99th and 99.9th percentiles of ``|z|`` (stochastic
-  approximation); when a series' residuals are heavier-tailed than Gaussian, ``z`` is
-  shrunk (piecewise linearly) so that 1 % and 0.1 % of buckets reach the Gaussian 99 %
-  and 99.9 % points. Scores are then comparable across series:
+* **tail calibration**, each tail on its own: EW 0.5 % and 0.05 % quantiles of ``z``
+  above and below the baseline (stochastic approximation); when a tail is heavier than
+  Gaussian (a right-skewed cost per call at night), ``z`` on that side is shrunk
+  (piecewise linearly) so that 0.5 % and 0.05 % of buckets reach the Gaussian one-sided
+  99.5 % and 99.95 % points. Scores are then comparable across series:
   :func:`detectors.calibration.tail_score` of the calibrated ``z``;
 * **sustained shifts**: the score is the larger of the point tail and the tail of an EW
   mean of (clipped) ``z`` against its learnt null spread (which includes autocorrelation),
   so a moderate but lasting shift (a price change, a prompt growing) is caught in minutes.
 
-``transform="auto"`` works in log space when the warm-up values are all positive (spend,
-cost per call, tokens per request: multiplicative seasonality and noise; a later zero
-bucket is skipped) and in raw space otherwise (zero and negative values are fine).
+``transform="auto"`` chooses log or raw space at the end of warm-up, the Box-Cox way: a
+raw-space twin learns alongside, and log space is kept when its one-step differences,
+scaled back by the geometric mean, are tighter than the raw ones (the Gaussian likelihood
+of the two models, Jacobian included). Spend, cost per call and tokens per request have
+multiplicative seasonality and noise and land in log space (a later zero bucket is then
+skipped); additive series (utilisation, temperatures, latency) stay raw, and so does
+any series with a zero or negative value in warm-up. Seasonal and scale learning rates
+are per minute of event time (``per_minute``), so 5-minute data learns its daily shape
+as fast per day as 1-minute data; the step is capped at 5 minutes' worth.
 A per-hour-of-day residual scale absorbs noisier nights. ``direction="both"`` (default)
 or ``"up"``; in the service a drop never opens an incident anyway, because
 ``SeriesMonitor`` requires ``observed >= min_ratio x baseline`` (spend that falls is not an
@@ -31,7 +38,7 @@ incident), while two-sided scores still serve ``burnguard detect score`` and NAB
 time, so a sparse series (a few calls a day) warms up after a few days.
 
 >>> from datetime import datetime, timedelta, timezone
->>> import random
+>>> import math, random
 >>> rng, t0 = random.Random(3), datetime(2026, 11, 16, tzinfo=timezone.utc)
 >>> d = SeasonalZ()
 >>> for i in range(300):
@@ -41,10 +48,17 @@ time, so a sparse series (a few calls a day) warms up after a few days.
 (True, True, True, True)
 >>> SeasonalZ(direction="up").score_one(2.0, t)
 0.0
+>>> mult, add = SeasonalZ(), SeasonalZ()  # transform="auto": log or raw, chosen in warm-up
+>>> for i in range(120):
+...     mult.learn_one(10 * math.exp(rng.gauss(0, 0.5)), t0 + timedelta(minutes=i))  # cost per call
+...     add.learn_one(10 + rng.gauss(0, 3), t0 + timedelta(minutes=i))  # a utilisation
+>>> mult.use_log, add.use_log
+(True, False)
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from array import array
 from datetime import datetime
@@ -52,8 +66,8 @@ from datetime import datetime
 from detectors.base import Expected
 from detectors.calibration import tail_score
 
-_Z99 = 2.5758  # two-sided 99 % point of a standard normal
-_Z999 = 3.2905  # two-sided 99.9 % point
+_Z99 = 2.5758  # one-sided 99.5 % point of a standard normal
+_Z999 = 3.2905  # one-sided 99.95 % point
 _WEEK_S = 7 * 86400.0
 _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
@@ -61,12 +75,26 @@ _SPARSE_LOG_GAP = math.log(600.0)  # the burst signal applies when buckets usual
 _BURST_SLOW, _BURST_FAST = 0.02, 0.3
 
 
-_STATE_VERSION = 6
-_FIELDS = ("transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
+_STATE_VERSION = 7
+_FIELDS = ("_alt", "_bc", "qd99", "qd999", "transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
            "seasonal", "per_minute", "burst", "hold", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
            "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
            "t_last", "_warm")
+
+
+def _quantile_step(q: float, x: float, tail: float, rate: float) -> float:
+    """One stochastic-approximation step of the ``1 - tail`` quantile ``q`` (step relative to its size)."""
+    return q + rate * max(q, 0.5) * ((1.0 - tail) if x > q else -tail)
+
+
+def _shrink(z: float, q99: float, q999: float) -> float:
+    """Calibrate ``z >= 0`` against its tail's 99.5th / 99.95th percentiles (never sharpen)."""
+    zc = z * (_Z99 / q99) if q99 > _Z99 else z
+    if q999 > 0.0 and z > q99 and q999 > q99 + (_Z999 - _Z99):
+        # beyond the 99.5th percentile, map the observed 99.95th onto the Gaussian one
+        zc = min(zc, _Z99 + (z - q99) * (_Z999 - _Z99) / (q999 - q99))
+    return zc
 
 
 class SeasonalZ:
@@ -79,12 +107,14 @@ class SeasonalZ:
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
-                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = False,
+                 shift_k: float = 0.5, tail999: bool = True, per_minute: bool = True,
                  burst: bool = True, hold: float = 0.0) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
-        self.use_log = transform in ("log", "auto")  # "auto" drops to raw at the first value <= 0 in warm-up
+        self.use_log = transform in ("log", "auto")  # "auto": log until warm-up decides (see _choose)
+        self._alt: SeasonalZ | None = None  # "auto" during warm-up: the raw-space twin
+        self._bc: list[float] | None = [0.0, 0.0, 0.0, 0.0, 0.0] if transform == "auto" else None
         self.shift_k = shift_k
         self.shift = 0.0  # "shift": log(x + c), c = shift_k x mean of the first min_obs values
         self._pre = [0, 0.0, math.inf] if transform == "shift" else None  # count, sum, min
@@ -117,8 +147,11 @@ class SeasonalZ:
         self.level = 0.0
         self.hour = -1
         self.rms = 0.0
+        # upper tail: EW 99.5th and 99.95th percentiles of z; lower tail: the same of -z (0 = off)
         self.q99 = _Z99
-        self.q999 = _Z999 if tail999 else 0.0  # EW 99.9th percentile of |z| (0 = off)
+        self.q999 = _Z999 if tail999 else 0.0
+        self.qd99 = _Z99
+        self.qd999 = _Z999 if tail999 else 0.0
         self.daily = array("f", bytes(4 * 24))
         self.weekly = array("f", bytes(4 * 168))
         self.n = 0
@@ -145,14 +178,9 @@ class SeasonalZ:
         return max(r, self.min_rel_scale * (1.0 if self.use_log else abs(self.level)), 1e-12)
 
     def _calibrate(self, z: float) -> float:
-        q99 = self.q99
-        zc = z * (_Z99 / q99) if q99 > _Z99 else z
-        q999 = self.q999
-        if q999 > 0.0 and abs(z) > q99 and q999 > q99 + (_Z999 - _Z99):
-            # beyond the 99th percentile, map the observed 99.9th onto the Gaussian one (never sharpen)
-            far = _Z99 + (abs(z) - q99) * (_Z999 - _Z99) / (q999 - q99)
-            zc = math.copysign(min(abs(zc), far), z)
-        return zc
+        if z >= 0.0:
+            return _shrink(z, self.q99, self.q999)
+        return -_shrink(-z, self.qd99, self.qd999)
 
     def z(self, x: float, t: datetime) -> float:
         """Calibrated standardised deviation of ``x`` from the baseline at ``t``."""
@@ -196,6 +224,50 @@ class SeasonalZ:
     def learn_one(self, x: float, t: datetime) -> None:
         if not math.isfinite(x):
             return
+        if self._bc is not None and self._learn_twin(x, t):
+            return
+        self._learn(x, t)
+        if self._bc is not None and self._warm:
+            self._choose()
+
+    # -- transform="auto": log or raw space, chosen at the end of warm-up --------------
+    def _learn_twin(self, x: float, t: datetime) -> bool:
+        """Feed the raw-space twin and the Box-Cox statistics; True when raw space won outright."""
+        alt = self._alt
+        if alt is None:  # first value: the twin starts from the same (empty) state
+            alt = self._alt = copy.deepcopy(self)
+            alt.transform, alt.use_log, alt._alt, alt._bc = "raw", False, None, None
+        alt._learn(x, t)
+        if x <= 0.0:  # log space cannot hold this series
+            self._adopt_twin()
+            return True
+        bc = self._bc
+        assert bc is not None
+        lx, prev = math.log(x), bc[4]
+        if prev > 0.0:  # one-step differences in both spaces, and the log Jacobian
+            bc[0] += 1.0
+            bc[1] += (x - prev) ** 2
+            bc[2] += (lx - math.log(prev)) ** 2
+            bc[3] += lx
+        bc[4] = x
+        return False
+
+    def _choose(self) -> None:
+        """Keep log space if its differences, scaled by the geometric mean, are tighter than raw ones."""
+        n, ss_raw, ss_log, sum_log, _ = self._bc or (0.0, 0.0, 0.0, 0.0, 0.0)
+        if n == 0.0 or ss_raw <= ss_log * math.exp(min(2.0 * sum_log / n, 700.0)):
+            self._adopt_twin()
+        else:
+            self._alt = self._bc = None
+
+    def _adopt_twin(self) -> None:
+        alt = self._alt
+        assert alt is not None
+        self.__dict__.update(alt.__dict__)
+        self.transform = "auto"
+        self._alt = self._bc = None
+
+    def _learn(self, x: float, t: datetime) -> None:
         ts = t.timestamp()
         if self._pre is not None:  # "shift": the first min_obs values only choose the transform
             pre = self._pre
@@ -209,10 +281,6 @@ class SeasonalZ:
             return
         if self.n == 0:
             self.t_first = ts
-        if self.transform == "auto" and not self._warm and x <= 0 and self.use_log:
-            self.use_log = False  # zero/negative values: stay in raw space (decided during warm-up)
-            self.n, self.rms = 0, 0.0
-            self.level = 0.0
         if self.use_log and x + self.shift <= 0.0 and self._warm:
             return  # log space: zero buckets carry no information about the positive level
         gap = min(max(ts - self.t_last, 1.0), 300.0) if self.n else 60.0  # at most 5 minutes' worth
@@ -231,11 +299,14 @@ class SeasonalZ:
         if self._warm:
             h = t.hour
             scale = self._scale(h)
-            a = abs(e) / scale
-            # EW 99th percentile of |z| by stochastic approximation (step relative to its size)
-            self.q99 += self.tail_alpha * max(self.q99, 0.5) * (0.99 if a > self.q99 else -0.01)
+            zr = e / scale  # tail quantiles of z above and below the baseline
+            ta = self.tail_alpha
+            self.q99 = _quantile_step(self.q99, zr, 0.005, ta)
+            self.qd99 = _quantile_step(self.qd99, -zr, 0.005, ta)
             if self.q999 > 0.0:
-                self.q999 += 0.1 * self.tail_alpha * max(self.q999, 0.5) * (0.999 if a > self.q999 else -0.001)
+                self.q999 = _quantile_step(self.q999, zr, 0.0005, 0.1 * ta)
+            if self.qd999 > 0.0:
+                self.qd999 = _quantile_step(self.qd999, -zr, 0.0005, 0.1 * ta)
             if self.short_alpha > 0.0:
                 zc = self._calibrate(e / scale)
                 self.zs += self.short_alpha * (max(-self.clip, min(self.clip, zc)) - self.zs)
@@ -324,11 +395,12 @@ class SeasonalZ:
             base += self.daily[h]
             if ts - self.t_first >= _WEEK_S:
                 base += self.weekly[wd * 24 + h]
-        half = 3.0 * self._scale(h) * max(1.0, self.q99 / _Z99)
+        sd = 3.0 * self._scale(h)
+        up, down = sd * max(1.0, self.q99 / _Z99), sd * max(1.0, self.qd99 / _Z99)
         if self.use_log:
             c = self.shift
-            return Expected(math.exp(base) - c, math.exp(base - half) - c, math.exp(base + half) - c)
-        return Expected(base, base - half, base + half)
+            return Expected(math.exp(base) - c, math.exp(base - down) - c, math.exp(base + up) - c)
+        return Expected(base, base - down, base + up)
 
 
 def seasonal_z_both() -> SeasonalZ:

@@ -194,3 +194,55 @@ def test_expected_at_is_the_one_step_baseline() -> None:
     assert seen[12].baseline == pytest.approx(30.0, rel=0.1)
     assert seen[3].baseline == pytest.approx(10.0, rel=0.1)
     assert seen[12].low < seen[12].baseline < seen[12].high
+
+
+def _daily(i: int) -> float:
+    """Business-hours level: x5 between 09:00 and 17:00."""
+    return 5.0 if 9 <= (i // 60) % 24 < 17 else 1.0
+
+
+def test_auto_transform_picks_log_for_multiplicative_and_raw_for_additive_noise() -> None:
+    rng = random.Random(21)
+    mult, add, zero = SeasonalZ(), SeasonalZ(), SeasonalZ()
+    for i in range(1500):  # a day of warm-up, then the choice is made
+        t = T0 + timedelta(minutes=i)
+        mult.learn_one(_daily(i) * math.exp(rng.gauss(0, 0.3)), t)  # spend: noise scales with the level
+        add.learn_one(20.0 * _daily(i) + rng.gauss(0, 4.0), t)  # utilisation: the same noise at any level
+        zero.learn_one(0.0 if i == 50 else _daily(i) * math.exp(rng.gauss(0, 0.3)), t)
+    assert (mult.use_log, add.use_log, zero.use_log) == (True, False, False)
+    for d in (mult, add, zero):
+        assert d.warmed_up and d._alt is None and d._bc is None  # the twin is gone after warm-up
+        assert d.transform == "auto"
+        clone = pickle.loads(pickle.dumps(d))
+        t = T0 + timedelta(minutes=1500)
+        assert clone.score_one(3.0, t) == d.score_one(3.0, t)
+
+
+def test_auto_transform_survives_a_restart_mid_warmup() -> None:
+    rng = random.Random(4)
+    xs = [_daily(i) * math.exp(rng.gauss(0, 0.3)) for i in range(1500)]
+    whole, split = SeasonalZ(), SeasonalZ()
+    feed(whole, xs)
+    feed(split, xs[:60])
+    assert split._alt is not None  # still choosing: the raw twin is part of the state
+    split = pickle.loads(pickle.dumps(split))
+    feed(split, xs[60:], start=60)
+    t = T0 + timedelta(minutes=1500)
+    assert split.use_log == whole.use_log
+    assert split.score_one(9.0, t) == whole.score_one(9.0, t)
+
+
+def test_each_tail_is_calibrated_on_its_own() -> None:
+    """Right-skewed noise in raw space (a cost per call at low traffic): a rise of k sd is
+    commoner than a drop of k sd, so it scores lower, and the upper tail's share of high
+    scores stays near its nominal rate."""
+    rng = random.Random(8)
+    d = SeasonalZ(transform="raw")
+    xs = [math.exp(rng.gauss(0, 0.5)) for _ in range(20000)]
+    feed(d, xs)
+    assert d.q99 > d.qd99
+    t = T0 + timedelta(minutes=20000)
+    base, sd = d.expected_at(t).baseline, d._scale(t.hour)
+    assert d.score_one(base + 4 * sd, t) < d.score_one(base - 4 * sd, t)
+    probe = [d.score_one(math.exp(rng.gauss(0, 0.5)), t) for _ in range(20000)]
+    assert sum(s >= 0.999 for s in probe) / len(probe) < 3e-3  # nominal 1e-3
