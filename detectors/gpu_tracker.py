@@ -24,6 +24,7 @@ import re
 from array import array
 from datetime import datetime, timedelta
 
+from detectors.pinned_model import ServingStatus
 from detectors.zombie_gpu import GpuResource, ZombieAlert, ZombieRules, check
 
 _KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -115,6 +116,25 @@ class GpuTracker:
                            util_now=util_now, idle_minutes=idle_min, was_busy=self.was_busy,
                            util_p95_24h=self.util_p95_24h() if self.kind == "serving" else None,
                            last_activity_age_h=age_h)
+
+    def serving_status(self) -> ServingStatus | None:
+        """This resource's state at its newest sample, for the pinned-idle-model join (``None``: no sample yet).
+
+        >>> from datetime import datetime, timezone
+        >>> tr = GpuTracker("serving/vllm-0", "serving")
+        >>> t = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+        >>> _ = tr.observe(t, "GPU-1", 0.0, cost_usd=0.05, gpu_seconds=30)
+        >>> s = tr.serving_status()
+        >>> s.t == s.idle_since == t.timestamp(), s.gpus, s.usd_per_gpu_hour
+        (True, 1, 6.0)
+        """
+        if not self.gpus:
+            return None
+        t = max(self.gpus.values())
+        util_now = sum(self.util.values()) / len(self.util)
+        return ServingStatus(self.resource, t.timestamp(), util_now,
+                             self.idle_since.timestamp() if self.idle_since else None, len(self.gpus),
+                             self.usd_per_gpu_hour)
 
     def _transitions(self, t: datetime, util_now: float) -> list[tuple[str, ZombieAlert, datetime]]:
         now = {a.rule: a for a in check(self.summary(t, util_now), self.rules)}

@@ -98,6 +98,7 @@ class CostRecord(BaseModel):
     host: str | None = None
     namespace: str | None = None
     pod: str | None = None
+    served_model: str | None = Field(None, description="model a GPU sample's pod serves (DCGM label served_model, ...)")
     period_end: UtcDatetime | None = Field(None, description="end of a billing row's charge period")
     service: str | None = None
     resource_id: str | None = None

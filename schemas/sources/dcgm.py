@@ -22,6 +22,11 @@ Idle: engine activity is ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` (0..1) or, if absent,
 whole as idle: ``idle_gpu_seconds = interval_s`` and ``idle_cost_usd = cost``.
 A sample with neither metric is priced but never idle (activity unknown).
 
+Served model: a pod that serves a model names it in a label, the first of
+``SERVED_MODEL_LABELS`` present (``served_model``, ``served_model_name``, KServe's
+InferenceService label), kept as ``served_model``. It is matched against the gateway's
+``model`` to find pinned idle models; without it that rule does not apply to the pod.
+
 >>> from schemas.pricing import PriceCatalog
 >>> from schemas.allocation import AllocationRules
 >>> s = DcgmSample.model_validate({"timestamp": "2026-01-05T10:00:00Z", "interval_s": 30,
@@ -49,6 +54,10 @@ FORMAT = "dcgm"
 DEFAULT_INTERVAL_S = 30.0
 #: Engine activity below this (5 %) means the GPU is allocated but doing ~nothing.
 IDLE_ACTIVITY_THRESHOLD = 0.05
+#: Labels naming the model a GPU's pod serves, first present wins (the Kubernetes pod label, exported by
+#: dcgm-exporter with ``--kubernetes-enable-pod-labels`` or added by Prometheus relabelling, in either spelling).
+SERVED_MODEL_LABELS = ("served_model", "served_model_name", "serving.kserve.io/inferenceservice",
+                       "serving_kserve_io_inferenceservice")
 _RESERVED = frozenset({"format", "timestamp", "interval_s", "labels", "metrics", "pricing", "tags"})
 _PRICING_LABELS = ("pricing", "capacity_type", "karpenter.sh/capacity-type", "eks.amazonaws.com/capacityType")
 _PRICING_ALIASES = {"on_demand": "on_demand", "on-demand": "on_demand", "ondemand": "on_demand",
@@ -136,7 +145,18 @@ def to_cost_record(s: DcgmSample, catalog: PriceCatalog, rules: AllocationRules)
         idle_cost_usd=cost if idle else 0.0, gpu_util=activity, gpu_mem_used_mb=s.metrics.fb_used_mb,
         gpu_power_w=s.metrics.power_w, gpu_uuid=s.label("UUID", "uuid"), gpu_sku=sku or (model_name or UNKNOWN),
         pricing_model=pricing, host=host, namespace=s.label("namespace", "exported_namespace"),
-        pod=s.label("pod", "exported_pod"), format=FORMAT)
+        pod=s.label("pod", "exported_pod"), served_model=_served_model(s), format=FORMAT)
+
+
+def _served_model(s: DcgmSample) -> str | None:
+    """The served model's name from the pod's labels (``None`` when no label names one).
+
+    >>> _served_model(DcgmSample.model_validate({"timestamp": 0, "served_model": "Qwen/Qwen2.5-7B",
+    ...                                          "DCGM_FI_DEV_GPU_UTIL": 0}))
+    'Qwen/Qwen2.5-7B'
+    """
+    name = s.label(*SERVED_MODEL_LABELS)
+    return name[:256] if name else None
 
 
 def parse(item: Any, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:

@@ -1,0 +1,164 @@
+"""Pinned idle models: a model server holds GPUs while the gateway sends its model no requests.
+
+The join of two sources, keyed by the served model's name (:func:`model_key`): gateway
+request counts per minute (LLM usage) and the idle status of each GPU resource that serves
+the model (DCGM telemetry, see :class:`~detectors.gpu_tracker.GpuTracker`). One
+:class:`ModelActivity` per model keeps both and runs :mod:`detectors.zombie_gpu`'s
+``pinned_idle_model`` rule for each of its servers, reporting transitions like the tracker:
+firing once per incident, resolved when it stops holding (requests again, GPUs busy again,
+or the resource is no longer sampled).
+
+The rule holds at a server's status time ``t`` when its GPUs have been idle for
+``pinned_idle_min`` *and* no request for the model ended after ``t - pinned_idle_min``
+(requests newer than ``t`` count too: the model is in use). The incident starts at the
+moment both first held: ``max(idle_since, end of the last request) + pinned_idle_min``,
+so it does not depend on how samples were batched into messages.
+
+>>> from datetime import datetime, timezone
+>>> t0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
+>>> m = ModelActivity("llama-3.1-8b")
+>>> m.add_requests([(t0, 40), (t0 + 600, 3)])       # requests up to minute 10, then none
+[]
+>>> srv = ServingStatus("serving/vllm-llama-0", t=t0 + 7200, util_now=0.0, idle_since=t0,
+...                     gpus=2, usd_per_gpu_hour=4.0)
+>>> m.update_server(srv)                              # idle 2 h, but the last request ended at minute 11
+[]
+>>> [(s, a.rule, a.usd_per_hour, (at.timestamp() - t0) / 60) for s, a, at in
+...  m.update_server(srv._replace(t=t0 + 8000))]
+[('firing', 'pinned_idle_model', 8.0, 131.0)]
+>>> m.update_server(srv._replace(t=t0 + 8100))       # still idle: one alert per incident
+[]
+>>> [(s, a.detail) for s, a, _ in m.add_requests([(t0 + 8100, 1)])]
+[('resolved', 'requests for the model again')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from detectors.zombie_gpu import GpuResource, ZombieAlert, ZombieRules, check
+
+RULE = "pinned_idle_model"
+MINUTE_S = 60
+#: A server whose status is this much older than the model's newest event time is gone.
+SERVER_GONE_AFTER_S = 3600.0
+#: Gateway routing prefixes that name the provider, not the model (LiteLLM's self-hosted ones).
+_ROUTING_PREFIXES = ("hosted_vllm/", "vllm/", "openai/", "huggingface/", "triton/", "text-completion-openai/")
+_UNKNOWN = frozenset({"", "unknown", "none", "null", "-"})
+
+
+def model_key(name: object) -> str | None:
+    """The join key of a model name, the same for a GPU label and a gateway event (``None``: unknown).
+
+    Case and surrounding spaces are ignored, and a gateway's self-hosted routing prefix dropped;
+    a Hugging Face ``org/name`` is kept whole.
+
+    >>> model_key(" Meta-Llama/Llama-3.1-8B-Instruct "), model_key("hosted_vllm/meta-llama/llama-3.1-8b-instruct")
+    ('meta-llama/llama-3.1-8b-instruct', 'meta-llama/llama-3.1-8b-instruct')
+    >>> model_key("unknown"), model_key(None), model_key(7)
+    (None, None, None)
+    """
+    if not isinstance(name, str):
+        return None
+    key = name.strip().casefold()
+    for prefix in _ROUTING_PREFIXES:
+        if key.startswith(prefix) and len(key) > len(prefix):
+            key = key[len(prefix):]
+            break
+    return None if key in _UNKNOWN else key[:256]
+
+
+class ServingStatus(NamedTuple):
+    """One serving resource's state at its newest sample (times are Unix seconds)."""
+
+    resource: str
+    t: float
+    util_now: float
+    idle_since: float | None
+    gpus: int
+    usd_per_gpu_hour: float
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class ModelActivity:
+    """Gateway requests per minute and the serving resources of one model; pinned-idle incidents."""
+
+    __slots__ = ("model", "rules", "requests", "last_request_end", "servers", "firing", "clock")
+
+    def __init__(self, model: str, rules: ZombieRules | None = None) -> None:
+        self.model = model
+        self.rules = rules or ZombieRules()
+        self.requests: dict[int, int] = {}  # minute start (Unix s) -> requests, over the last window
+        self.last_request_end: float | None = None  # end of the newest minute with requests
+        self.servers: dict[str, ServingStatus] = {}
+        self.firing: dict[str, float] = {}  # resource -> incident start
+        self.clock = 0.0  # newest event time seen (requests or statuses)
+
+    @property
+    def window_s(self) -> float:
+        return self.rules.pinned_idle_min * 60.0
+
+    def add_requests(self, counts: Iterable[tuple[float, int]]) -> list[tuple[str, ZombieAlert, datetime]]:
+        """Add (minute start, request count) pairs; returns transitions."""
+        for minute, n in counts:
+            if n <= 0:
+                continue
+            m = int(minute) // MINUTE_S * MINUTE_S
+            self.requests[m] = self.requests.get(m, 0) + int(n)
+            end = m + MINUTE_S
+            self.last_request_end = end if self.last_request_end is None else max(self.last_request_end, end)
+            self.clock = max(self.clock, float(m))
+        return self._evaluate()
+
+    def update_server(self, status: ServingStatus) -> list[tuple[str, ZombieAlert, datetime]]:
+        """A server's newest status (an older one than held is ignored); returns transitions."""
+        held = self.servers.get(status.resource)
+        if held is None or status.t >= held.t:
+            self.servers[status.resource] = status
+            self.clock = max(self.clock, status.t)
+        return self._evaluate()
+
+    def requests_since(self, t: float) -> int:
+        """Requests in minutes that end after ``t`` (within what the window keeps)."""
+        return sum(n for m, n in self.requests.items() if m + MINUTE_S > t)
+
+    def _quiet(self, t: float) -> bool:
+        return self.last_request_end is None or self.last_request_end <= t - self.window_s
+
+    def _evaluate(self) -> list[tuple[str, ZombieAlert, datetime]]:
+        out: list[tuple[str, ZombieAlert, datetime]] = []
+        horizon = self.clock - 2 * self.window_s
+        for m in [m for m in self.requests if m < horizon]:
+            del self.requests[m]
+        for resource, s in list(self.servers.items()):
+            if s.t < self.clock - SERVER_GONE_AFTER_S:
+                del self.servers[resource]
+                out += self._resolve(resource, "no longer sampled")
+                continue
+            idle_min = (s.t - s.idle_since) / 60.0 if s.idle_since is not None else 0.0
+            quiet = self._quiet(s.t)
+            r = GpuResource(resource, "serving", gpus=s.gpus, usd_per_gpu_hour=s.usd_per_gpu_hour,
+                            util_now=s.util_now, idle_minutes=idle_min,
+                            requests_last_2h=0 if quiet else max(1, self.requests_since(s.t - self.window_s)))
+            hit = next((a for a in check(r, self.rules) if a.rule == RULE), None)
+            if hit is not None and resource not in self.firing:
+                assert s.idle_since is not None  # the rule needs idle minutes
+                start = max(s.idle_since, self.last_request_end or s.idle_since) + self.window_s
+                self.firing[resource] = start
+                detail = (f"model {self.model} got no gateway requests for {self.window_s / 60:.0f} min "
+                          f"while its GPUs idled {idle_min:.0f} min")
+                out.append(("firing", ZombieAlert(RULE, resource, hit.usd_per_hour, hit.gpus_wasted, detail),
+                            _utc(start)))
+            elif hit is None and resource in self.firing:
+                out += self._resolve(resource, "requests for the model again" if not quiet else "GPUs active again")
+        return out
+
+    def _resolve(self, resource: str, why: str) -> list[tuple[str, ZombieAlert, datetime]]:
+        if resource not in self.firing:
+            return []
+        return [("resolved", ZombieAlert(RULE, resource, 0.0, 0.0, why), _utc(self.firing.pop(resource)))]
