@@ -4,6 +4,9 @@ Data flow::
 
     usage.llm|gpu|billing -> normalize -> costs (keyed by allocation key)
     costs -> aggregate (event-time buckets, table ``open_buckets``) -> buckets
+    usage.gpu -> normalize -> gpu.samples -> zombies (table ``gpu_trackers``) -> alerts
+    usage.llm request counts (normalize) + serving GPUs' status (zombies) -> model.activity (keyed by
+        served model) -> pinned_models (table ``model_activity``) -> alerts
     buckets -> detect (per-series monitors, table ``monitors``) -> alerts
     alerts -> store_alerts (database, idempotent by fingerprint)
     usage.deadletter <- normalize (bad input, with the reason and the original bytes)
@@ -37,11 +40,13 @@ from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from sinks.store import AlertStore
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, GPU_SAMPLES_TOPIC,
-                              USAGE_TOPICS, Settings)
+                              MODEL_ACTIVITY_TOPIC, USAGE_TOPICS, Settings)
 from streams import state_codec
 from streams.scoring import BucketScorer
 from streams.budgets import burn_alert, spend_by_budget
-from streams.gpu import gpu_samples_by_resource, new_gpu_tracker, observe_sample, zombie_alert
+from detectors.pinned_model import ModelActivity
+from streams.gpu import (gpu_samples_by_resource, new_gpu_tracker, observe_sample, requests_by_model, serving_status,
+                         serving_status_doc, zombie_alert)
 from streams.rollups import keyed_records
 from streams.windows import OpenBuckets, window_record
 
@@ -67,6 +72,7 @@ costs_topic = app.topic(COSTS_TOPIC, key_type=str, key_serializer="raw", value_s
 buckets_topic = app.topic(BUCKETS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 budget_spend_topic = app.topic(BUDGET_SPEND_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 gpu_samples_topic = app.topic(GPU_SAMPLES_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
+model_activity_topic = app.topic(MODEL_ACTIVITY_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 
 # Table values are state_codec bytes (OpenBuckets, SeriesMonitor, watermark tuples): a
@@ -76,6 +82,8 @@ open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.p
 watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
 monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
 gpu_trackers = app.Table("gpu_trackers", value_type=bytes, partitions=settings.partitions)
+# Per served model: gateway requests per minute and its serving GPUs' idle status (the pinned-idle join).
+model_activity = app.Table("model_activity", value_type=bytes, partitions=settings.partitions)
 burn_trackers = app.Table("burn_trackers", value_type=bytes, partitions=settings.partitions)
 
 
@@ -143,6 +151,9 @@ async def normalize(stream: faust.StreamT) -> None:
         if source == "gpu":
             for resource, samples in gpu_samples_by_resource(records).items():
                 await gpu_samples_topic.send(key=resource.encode(), value=orjson.dumps({**src, "samples": samples}))
+        elif source == "llm":
+            for model, counts in requests_by_model(records).items():
+                await model_activity_topic.send(key=model.encode(), value=orjson.dumps({**src, "requests": counts}))
         for rej in rejects:
             await _dead_letter(rej.raw or raw, rej.reason, msg, rej.index)
 
@@ -360,6 +371,32 @@ async def _zombies_one(event: faust.EventT) -> None:
     _put(gpu_trackers, resource, (sources, tracker))
     for alert in alerts:
         await _send_alert(alert)
+    if (serving := serving_status_doc(tracker, samples)) is not None:
+        model, status = serving
+        await model_activity_topic.send(key=model.encode(), value=orjson.dumps(status))
+
+
+@app.agent(model_activity_topic)
+async def pinned_models(stream: faust.StreamT) -> None:
+    """Join gateway requests and serving GPUs per served model; alert on pinned idle models, priced in $/h."""
+    async for event in stream.events():
+        await _guarded("pinned_models", event, _pinned_one)
+
+
+async def _pinned_one(event: faust.EventT) -> None:
+    model = _key(event)
+    doc = orjson.loads(event.value)
+    sources, activity = _get(model_activity, model) or ({}, ModelActivity(model))
+    if "requests" in doc:
+        if sources.get(doc["src"], -1) >= doc["off"]:
+            return  # redelivered (this message, or normalize after a crash): already counted
+        sources[doc["src"]] = doc["off"]
+        transitions = activity.add_requests(doc["requests"])
+    else:  # a status is a snapshot: applying it again (redelivery) changes nothing
+        transitions = activity.update_server(serving_status(doc["status"]))
+    _put(model_activity, model, (sources, activity))
+    for status, za, since in transitions:
+        await _send_alert(zombie_alert(za.resource, status, za, since))
 
 
 _TRANSIENT = ("unable to open", "database is locked", "could not connect", "connection refused",

@@ -1,5 +1,10 @@
 """GPU samples keyed by the allocation they belong to, and zombie-GPU alerts (shared by the agent and tests).
 
+The pinned-idle-model join is keyed by served model (:func:`detectors.pinned_model.model_key`):
+normalize sends each LLM envelope's request counts per model and minute
+(:func:`requests_by_model`), the zombies agent sends the status of each resource that serves a
+known model (:func:`serving_status_doc`), both to ``model.activity``.
+
 >>> from datetime import datetime, timezone
 >>> from schemas.cost import CostRecord
 >>> r = CostRecord(ts=datetime(2026, 11, 20, tzinfo=timezone.utc), source="gpu", team="ml",
@@ -7,6 +12,10 @@
 ...                cost_usd=0.02, gpu_seconds=30)
 >>> list(gpu_samples_by_resource([r]))
 ['jupyter-alice/nb-alice-0']
+>>> calls = [CostRecord(ts=datetime(2026, 11, 20, 9, 0, s, tzinfo=timezone.utc), source="llm", model=m, requests=1)
+...          for s, m in ((1, "Llama-3.1-8B"), (59, "llama-3.1-8b"), (5, "unknown"))]
+>>> requests_by_model(calls)
+{'llama-3.1-8b': [[1795165200, 2]]}
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from detectors.gpu_tracker import GpuTracker, kind_of
+from detectors.pinned_model import MINUTE_S, ServingStatus, model_key
 from detectors.zombie_gpu import ZombieAlert
 from schemas.alert import Alert
 from schemas.cost import CostRecord
@@ -37,12 +47,37 @@ def gpu_samples_by_resource(records: Iterable[CostRecord]) -> dict[str, list[dic
         out[resource_of(r)].append({
             "ts": r.ts.timestamp(), "gpu": r.gpu_uuid or "-", "util": r.gpu_util or 0.0,
             "cost_usd": r.cost_usd, "gpu_seconds": r.gpu_seconds, "namespace": r.namespace, "pod": r.pod,
-            "team": r.team})
+            "team": r.team, "served_model": r.served_model})
     return out
 
 
+def requests_by_model(records: Iterable[CostRecord]) -> dict[str, list[list[int]]]:
+    """Gateway requests per served-model join key and minute: ``{model: [[minute start, count], ...]}``."""
+    counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        if r.source != "llm" or r.requests <= 0 or (key := model_key(r.model)) is None:
+            continue
+        counts[key][int(r.ts.timestamp()) // MINUTE_S * MINUTE_S] += r.requests
+    return {k: sorted([m, n] for m, n in v.items()) for k, v in counts.items()}
+
+
 def new_gpu_tracker(resource: str, sample: dict[str, Any]) -> GpuTracker:
-    return GpuTracker(resource, kind_of(sample.get("namespace"), sample.get("pod")))
+    """A pod labelled with the model it serves is a serving resource, whatever its name."""
+    kind = "serving" if model_key(sample.get("served_model")) else kind_of(sample.get("namespace"), sample.get("pod"))
+    return GpuTracker(resource, kind)
+
+
+def serving_status_doc(tracker: GpuTracker, samples: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """(model key, status message) for a resource whose newest sample names a served model, else ``None``."""
+    model = model_key(samples[-1].get("served_model")) if samples else None
+    status = tracker.serving_status() if model else None
+    if model is None or status is None:
+        return None
+    return model, {"status": status._asdict()}
+
+
+def serving_status(doc: dict[str, Any]) -> ServingStatus:
+    return ServingStatus(**doc)
 
 
 def observe_sample(tracker: GpuTracker, sample: dict[str, Any]) -> list[tuple[str, ZombieAlert, datetime]]:

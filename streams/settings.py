@@ -18,10 +18,12 @@ DEADLETTER_TOPIC = "usage.deadletter"
 COSTS_TOPIC = "costs"
 BUCKETS_TOPIC = "buckets"
 GPU_SAMPLES_TOPIC = "gpu.samples"
+#: Keyed by served model: gateway request counts (from normalize) and serving GPUs' idle status (from zombies).
+MODEL_ACTIVITY_TOPIC = "model.activity"
 BUDGET_SPEND_TOPIC = "budget.spend"
 ALERTS_TOPIC = "alerts"
 ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
-                                   GPU_SAMPLES_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC)
+                                   GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC)
 
 
 class Settings(BaseSettings):
