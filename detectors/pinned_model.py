@@ -13,6 +13,9 @@ The rule holds at a server's status time ``t`` when its GPUs have been idle for
 (requests newer than ``t`` count too: the model is in use). The incident starts at the
 moment both first held: ``max(idle_since, end of the last request) + pinned_idle_min``,
 so it does not depend on how samples were batched into messages.
+Rules are checked as messages arrive, against the requests seen so far: a request inside the
+window that arrives after a server's status (its partition lagging) resolves an incident that
+fired too early; it cannot un-send it. A replay should send the gateway's events first.
 
 >>> from datetime import datetime, timezone
 >>> t0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
