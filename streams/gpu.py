@@ -54,8 +54,13 @@ def gpu_samples_by_resource(records: Iterable[CostRecord]) -> dict[str, list[dic
 def requests_by_model(records: Iterable[CostRecord]) -> dict[str, list[list[int]]]:
     """Gateway requests per served-model join key and minute: ``{model: [[minute start, count], ...]}``."""
     counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    keys: dict[str, str | None] = {}  # an envelope repeats a few model names many times
     for r in records:
-        if r.source != "llm" or r.requests <= 0 or (key := model_key(r.model)) is None:
+        if r.source != "llm" or r.requests <= 0:
+            continue
+        if (key := keys.get(r.model, "")) == "":
+            key = keys[r.model] = model_key(r.model)
+        if key is None:
             continue
         counts[key][int(r.ts.timestamp()) // MINUTE_S * MINUTE_S] += r.requests
     return {k: sorted([m, n] for m, n in v.items()) for k, v in counts.items()}
