@@ -4,7 +4,10 @@ Feeds closed-bucket values; returns an :class:`Incident` transition when an inci
 opens or resolves, and ``None`` otherwise. An incident opens after ``confirm``
 anomalous buckets in a row (``started_at`` is the first of them), or at once when the
 score is ``instant_factor`` times rarer than the threshold; it resolves after
-``quiet_buckets`` normal buckets. Anomalous values are kept out of the baseline, unless
+``quiet_buckets`` quiet buckets in a row, a quiet bucket scoring below a resolve level
+``resolve_factor`` times commoner than the threshold (hysteresis: a value still hovering
+near the threshold while the baseline adopts a level shift does not resolve the incident
+and re-open it a minute later). Anomalous values are kept out of the baseline, unless
 they persist for ``adopt_after`` buckets (a level shift becomes the new normal) or the
 detector is ``robust`` (it bounds the influence of one value itself and learns everything).
 
@@ -44,7 +47,7 @@ class SeriesMonitor:
     def __init__(self, detector: SeriesDetector | None = None, threshold: float = 0.9999,
                  quiet_buckets: int = 5, adopt_after: int = 30, min_ratio: float = 1.0,
                  confirm: int = 2, instant_factor: float = 100.0, confirm_window: int = 3,
-                 two_sided: bool = False) -> None:
+                 two_sided: bool = False, resolve_factor: float = 10.0) -> None:
         self.detector = detector or make_detector()
         self.threshold = threshold
         # materiality: an incident also needs observed >= min_ratio x baseline (1.0 = off)
@@ -52,6 +55,7 @@ class SeriesMonitor:
         # two_sided: drops open incidents too (no materiality check); the service watches rises only
         self.two_sided = two_sided
         self.quiet_buckets = quiet_buckets
+        self.resolve_factor = resolve_factor  # quiet: 1 - score > resolve_factor x (1 - threshold)
         # persistence: an incident opens after ``confirm`` anomalous buckets among the last
         # ``confirm_window``, or at once when the score is ``instant_factor`` times rarer than the
         # threshold (1 - s <= (1 - thr) / f)
@@ -80,8 +84,8 @@ class SeriesMonitor:
         expected = at(t) if at is not None else self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
-        anomalous = score >= self.threshold and (
-            getattr(self, "two_sided", False) or x >= expected.baseline * getattr(self, "min_ratio", 1.0))
+        material = getattr(self, "two_sided", False) or x >= expected.baseline * getattr(self, "min_ratio", 1.0)
+        anomalous = score >= self.threshold and material
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         robust = getattr(self, "robust", None)
         if robust is None:  # a monitor pickled before this attribute existed
@@ -106,6 +110,10 @@ class SeriesMonitor:
             self.peak = max(self.peak, score)
             return None
         if self.started_at is not None:
+            resolve_level = 1.0 - (1.0 - self.threshold) * getattr(self, "resolve_factor", 1.0)
+            if material and score >= resolve_level:
+                self.quiet = 0  # still elevated: not a quiet bucket
+                return None
             self.quiet += 1
             if self.quiet >= self.quiet_buckets:
                 started, peak = self.started_at, self.peak

@@ -101,8 +101,8 @@ class SeasonalZ:
     name = "seasonal_z"
     robust = True  # learning clips residuals itself, so SeriesMonitor feeds it anomalies too
 
-    def __init__(self, direction: str = "both", level_alpha: float = 0.05, season_alpha: float = 0.01,
-                 scale_alpha: float = 0.002, tail_alpha: float = 0.01, clip: float = 2.0,
+    def __init__(self, direction: str = "both", level_alpha: float = 0.03, season_alpha: float = 0.02,
+                 scale_alpha: float = 0.002, tail_alpha: float = 0.02, clip: float = 3.0,
                  scale_clip: float = 20.0, min_rel_scale: float = 0.01, warmup: int = 100,
                  min_obs: int = 20, warmup_hours: float = 24.0, seasonal: bool = True,
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,

@@ -82,3 +82,22 @@ def test_robust_detector_learns_anomalies_and_monitor_pickles() -> None:
     assert det.learnt == [9.0, 9.0]
     clone = pickle.loads(pickle.dumps(m))
     assert clone.firing and clone.started_at == T0 and clone.last_score == INSTANT
+
+
+NEAR = 0.9995  # below the threshold, above the resolve level (1 - 10 x 1e-4 = 0.999)
+
+
+def test_hovering_near_the_threshold_keeps_the_incident_open() -> None:
+    """Hysteresis: buckets between the resolve level and the threshold are not quiet, so a
+    level shift being adopted does not resolve and re-open (two alerts for one incident)."""
+    scores = [INSTANT] + [NEAR] * 8 + [HIGH, HIGH] + [LOW] * 5
+    assert run(scores, quiet_buckets=5) == [(0, "firing", 0), (15, "resolved", 0)]
+    # without hysteresis the same scores resolve at 5 and open a second incident at 10
+    assert run(scores, quiet_buckets=5, resolve_factor=1.0) == [
+        (0, "firing", 0), (5, "resolved", 0), (10, "firing", 9), (15, "resolved", 9)]
+
+
+def test_a_value_below_baseline_is_quiet_even_with_a_high_score() -> None:
+    scores = [INSTANT] + [NEAR] * 5
+    values = [2.0] + [0.5] * 5  # dropped under the baseline: no longer material
+    assert run(scores, values, quiet_buckets=5, min_ratio=1.5) == [(0, "firing", 0), (5, "resolved", 0)]
