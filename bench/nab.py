@@ -24,12 +24,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-NAB_ROOT = Path("/work/shared/datasets/nab")
+def _nab_root() -> Path:
+    """``BURNGUARD_NAB_ROOT``, else ``shared/datasets/nab`` beside the checkout (as CI lays it out)."""
+    env = os.environ.get("BURNGUARD_NAB_ROOT")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "nab"
+    return beside if beside.exists() else Path("/work/shared/datasets/nab")
+
+
+NAB_ROOT = _nab_root()
 PROBATION_PERCENT = 0.15
 
 
