@@ -83,6 +83,13 @@ _FIELDS = ("_alt", "_bc", "qd99", "qd999", "transform", "use_log", "shift_k", "s
            "t_last", "_warm")
 
 
+_ARRAYS = frozenset({"daily", "weekly", "hourly_ms"})
+
+
+def _pack(v: object) -> object:
+    return len(v) if isinstance(v, array) and not any(v) else v
+
+
 def _quantile_step(q: float, x: float, tail: float, rate: float) -> float:
     """One stochastic-approximation step of the ``1 - tail`` quantile ``q`` (step relative to its size)."""
     return q + rate * max(q, 0.5) * ((1.0 - tail) if x > q else -tail)
@@ -356,8 +363,9 @@ class SeasonalZ:
             self._warm = True
 
     # -- compact pickling (the state lives in a Faust table; attribute names would double it)
+    # (all-zero arrays, as in warm-up before seasonal learning starts, are stored as their length)
     def __getstate__(self) -> tuple[object, ...]:
-        return (_STATE_VERSION, self.__dict__.get("name"), *(getattr(self, k) for k in _FIELDS))
+        return (_STATE_VERSION, self.__dict__.get("name"), *(_pack(getattr(self, k)) for k in _FIELDS))
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
         if state[0] != _STATE_VERSION:
@@ -365,7 +373,7 @@ class SeasonalZ:
         if state[1] is not None:
             self.name = state[1]  # type: ignore[assignment]
         for k, v in zip(_FIELDS, state[2:], strict=True):
-            setattr(self, k, v)
+            setattr(self, k, array("f", bytes(4 * v)) if k in _ARRAYS and isinstance(v, int) else v)
 
     def _normalise(self, h: int) -> None:
         """Keep the decomposition identifiable: daily offsets average 0 (the level holds the mean)
