@@ -22,9 +22,12 @@ Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
   so a moderate but lasting shift (a price change, a prompt growing) is caught in minutes.
 
 ``transform="auto"`` chooses log or raw space at the end of warm-up, the Box-Cox way: a
-raw-space twin learns alongside, and log space is kept when its one-step differences,
-scaled back by the geometric mean, are tighter than the raw ones (the Gaussian likelihood
-of the two models, Jacobian included). Spend, cost per call and tokens per request have
+raw-space twin learns alongside, and raw space is kept only when its one-step
+differences are clearly tighter than log space's scaled back by the geometric mean
+(variance ratio below ``raw_margin``, 0.8: the Gaussian likelihood of the two models,
+Jacobian included, with a prior for log space, since a multiplicative series wrongly kept
+raw has a skewed upper tail that alerts; near-ties, as for most series with a small
+coefficient of variation, stay in log space). Spend, cost per call and tokens per request have
 multiplicative seasonality and noise and land in log space (a later zero bucket is then
 skipped); additive series (utilisation, temperatures, latency) stay raw, and so does
 any series with a zero or negative value in warm-up. Seasonal and scale learning rates
@@ -76,7 +79,7 @@ _BURST_SLOW, _BURST_FAST = 0.02, 0.3
 
 
 _STATE_VERSION = 7
-_FIELDS = ("_alt", "_bc", "qd99", "qd999", "transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
+_FIELDS = ("_alt", "_bc", "raw_margin", "qd99", "qd999", "transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
            "seasonal", "per_minute", "burst", "hold", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
            "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
@@ -115,13 +118,14 @@ class SeasonalZ:
                  hourly_scale: bool = True, hourly_alpha: float = 0.01, hourly_floor: float = 1.0,
                  transform: str = "auto", weekly_alpha: float = 0.03, short_alpha: float = 0.2,
                  shift_k: float = 0.5, tail999: bool = True, per_minute: bool = True,
-                 burst: bool = True, hold: float = 0.0) -> None:
+                 burst: bool = True, hold: float = 0.0, raw_margin: float = 0.8) -> None:
         if transform not in ("raw", "log", "auto", "shift"):
             raise ValueError("transform must be 'raw', 'log', 'auto' or 'shift'")
         self.transform = transform
         self.use_log = transform in ("log", "auto")  # "auto": log until warm-up decides (see _choose)
         self._alt: SeasonalZ | None = None  # "auto" during warm-up: the raw-space twin
         self._bc: list[float] | None = [0.0, 0.0, 0.0, 0.0, 0.0] if transform == "auto" else None
+        self.raw_margin = raw_margin  # "auto": raw space must beat log space by this variance ratio
         self.shift_k = shift_k
         self.shift = 0.0  # "shift": log(x + c), c = shift_k x mean of the first min_obs values
         self._pre = [0, 0.0, math.inf] if transform == "shift" else None  # count, sum, min
@@ -260,9 +264,11 @@ class SeasonalZ:
         return False
 
     def _choose(self) -> None:
-        """Keep log space if its differences, scaled by the geometric mean, are tighter than raw ones."""
+        """Raw space if its one-step differences are clearly tighter than log space's scaled by the
+        geometric mean (``raw_margin``: a multiplicative series wrongly kept raw has a skewed upper
+        tail that alerts, an additive one wrongly logged only loses some sensitivity)."""
         n, ss_raw, ss_log, sum_log, _ = self._bc or (0.0, 0.0, 0.0, 0.0, 0.0)
-        if n == 0.0 or ss_raw <= ss_log * math.exp(min(2.0 * sum_log / n, 700.0)):
+        if n == 0.0 or ss_raw <= self.raw_margin * ss_log * math.exp(min(2.0 * sum_log / n, 700.0)):
             self._adopt_twin()
         else:
             self._alt = self._bc = None

@@ -209,7 +209,7 @@ def test_auto_transform_picks_log_for_multiplicative_and_raw_for_additive_noise(
     for i in range(1500):  # a day of warm-up, then the choice is made
         t = T0 + timedelta(minutes=i)
         mult.learn_one(_daily(i) * math.exp(rng.gauss(0, 0.3)), t)  # spend: noise scales with the level
-        add.learn_one(20.0 * _daily(i) + rng.gauss(0, 4.0), t)  # utilisation: the same noise at any level
+        add.learn_one(max(1.0, 50.0 + rng.gauss(0, 20.0)), t)  # utilisation: additive, wide noise
         zero.learn_one(0.0 if i == 50 else _daily(i) * math.exp(rng.gauss(0, 0.3)), t)
     assert (mult.use_log, add.use_log, zero.use_log) == (True, False, False)
     for d in (mult, add, zero):
