@@ -28,7 +28,6 @@ from typing import Any
 
 import faust
 import orjson
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from guardrails.budgets import BudgetBook
 from guardrails.burn_tracker import BurnTracker
@@ -38,6 +37,7 @@ from schemas.deadletter import DeadLetter
 from schemas.allocation import AllocationRules
 from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
+from sinks.retry import until_stored
 from sinks.store import AlertStore
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC, GPU_SAMPLES_TOPIC,
                               MODEL_ACTIVITY_TOPIC, USAGE_TOPICS, Settings)
@@ -48,6 +48,7 @@ from detectors.pinned_model import ModelActivity
 from streams.gpu import (gpu_samples_by_resource, new_gpu_tracker, observe_sample, requests_by_model, serving_status,
                          serving_status_doc, zombie_alert)
 from streams.rollups import keyed_records
+from streams.delivery import already_applied
 from streams.windows import OpenBuckets, window_record
 
 log = logging.getLogger("burnguard")
@@ -363,9 +364,8 @@ async def _zombies_one(event: faust.EventT) -> None:
     doc = orjson.loads(event.value)
     samples = doc["samples"]
     sources, tracker = _get(gpu_trackers, resource) or ({}, new_gpu_tracker(resource, samples[0]))
-    if sources.get(doc["src"], -1) >= doc["off"]:
-        return  # redelivered (this message, or normalize after a crash): already applied
-    sources[doc["src"]] = doc["off"]
+    if already_applied(sources, doc["src"], doc["off"]):
+        return  # redelivered (this message, or normalize after a crash)
     alerts = [zombie_alert(resource, status, za, since)
               for sample in samples for status, za, since in observe_sample(tracker, sample)]
     _put(gpu_trackers, resource, (sources, tracker))
@@ -388,42 +388,14 @@ async def _pinned_one(event: faust.EventT) -> None:
     doc = orjson.loads(event.value)
     sources, activity = _get(model_activity, model) or ({}, ModelActivity(model))
     if "requests" in doc:
-        if sources.get(doc["src"], -1) >= doc["off"]:
-            return  # redelivered (this message, or normalize after a crash): already counted
-        sources[doc["src"]] = doc["off"]
+        if already_applied(sources, doc["src"], doc["off"]):
+            return  # redelivered (this message, or normalize after a crash)
         transitions = activity.add_requests(doc["requests"])
     else:  # a status is a snapshot: applying it again (redelivery) changes nothing
         transitions = activity.update_server(serving_status(doc["status"]))
     _put(model_activity, model, (sources, activity))
     for status, za, since in transitions:
         await _send_alert(zombie_alert(za.resource, status, za, since))
-
-
-_TRANSIENT = ("unable to open", "database is locked", "could not connect", "connection refused",
-              "server closed the connection", "terminating connection", "connection is closed", "timeout")
-
-
-def _transient(err: Exception) -> bool:
-    """A database that is down or busy (retry) rather than wrong (schema, constraint: fail loudly)."""
-    if isinstance(err, InterfaceError) or getattr(err, "connection_invalidated", False):
-        return True
-    return isinstance(err, OperationalError) and any(t in str(err).lower() for t in _TRANSIENT)
-
-
-async def _until_stored(fn: Callable[[Any], Any], arg: Any) -> Any:
-    """Run a store call in a thread; while the database is unreachable, wait and retry with
-    backoff (up to 30 s) instead of dropping the write: the stream pauses, nothing is lost.
-    Other database errors raise (the message is quarantined by the agent's guard)."""
-    delay = 0.5
-    while True:
-        try:
-            return await asyncio.to_thread(fn, arg)
-        except (OperationalError, InterfaceError) as err:
-            if not _transient(err):
-                raise
-            log.error("database unavailable (%s); retrying in %.1fs", type(err).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 @app.agent(alerts_topic)
@@ -433,7 +405,7 @@ async def store_alerts(stream: faust.StreamT) -> None:
 
     async def store_one(event: faust.EventT) -> None:
         alert = Alert.model_validate_json(event.value)
-        if await _until_stored(store.save_alert, alert):
+        if await until_stored(store.save_alert, alert):
             log.warning("ALERT %s %s %s observed=%.4g baseline=%.4g score=%.6f", alert.status,
                         alert.series_key, alert.metric, alert.observed, alert.baseline, alert.score)
 
@@ -456,7 +428,7 @@ async def store_dead_letters(stream: faust.StreamT) -> None:
             dl = DeadLetter.from_bytes(event.value or b"", reason=f"unreadable dead letter: {err}",
                                        topic=DEADLETTER_TOPIC, partition=event.message.partition,
                                        offset=event.message.offset)
-        await _until_stored(store.save_dead_letter, dl)
+        await until_stored(store.save_dead_letter, dl)
 
     try:
         async for event in stream.events():

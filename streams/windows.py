@@ -27,6 +27,8 @@ from typing import Any
 
 from schemas.bucket import Bucket
 from schemas.cost import CostRecord
+from streams.delivery import already_applied
+
 
 def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
     """The compact form of a cost record on the ``costs`` topic: event time and what buckets sum
@@ -99,10 +101,7 @@ class OpenBuckets:
     def seen(self, source: str, offset: int) -> bool:
         """True if records from ``source`` at ``offset`` were applied already (normalize redelivered them);
         else remember the offset. Records of one source partition reach a key in offset order."""
-        if self.sources.get(source, -1) >= offset:
-            return True
-        self.sources[source] = offset
-        return False
+        return already_applied(self.sources, source, offset)
 
     @property
     def oldest_end(self) -> float | None:
