@@ -110,7 +110,9 @@ class SeriesMonitor:
             self.peak = max(self.peak, score)
             return None
         if self.started_at is not None:
-            resolve_level = 1.0 - (1.0 - self.threshold) * getattr(self, "resolve_factor", 1.0)
+            # (never below half the threshold: a low threshold times the factor would reach 0)
+            resolve_level = max(1.0 - (1.0 - self.threshold) * getattr(self, "resolve_factor", 1.0),
+                                self.threshold / 2.0)
             if material and score >= resolve_level:
                 self.quiet = 0  # still elevated: not a quiet bucket
                 return None

@@ -78,7 +78,7 @@ _SPARSE_LOG_GAP = math.log(600.0)  # the burst signal applies when buckets usual
 _BURST_SLOW, _BURST_FAST = 0.02, 0.3
 
 
-_STATE_VERSION = 7
+_STATE_VERSION = 8
 _FIELDS = ("_alt", "_bc", "raw_margin", "qd99", "qd999", "transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
            "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
            "seasonal", "per_minute", "burst", "hold", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
@@ -233,7 +233,7 @@ class SeasonalZ:
         return (self.lg_mean - fast) / sd
 
     def learn_one(self, x: float, t: datetime) -> None:
-        if not math.isfinite(x):
+        if not math.isfinite(x) or abs(x) > 1e15:  # beyond any real metric (as SeriesMonitor)
             return
         if self._bc is not None and self._learn_twin(x, t):
             return
@@ -257,8 +257,9 @@ class SeasonalZ:
         lx, prev = math.log(x), bc[4]
         if prev > 0.0:  # one-step differences in both spaces, and the log Jacobian
             bc[0] += 1.0
-            bc[1] += (x - prev) ** 2
-            bc[2] += (lx - math.log(prev)) ** 2
+            d_raw, d_log = x - prev, lx - math.log(prev)
+            bc[1] += d_raw * d_raw  # (a float ** raises OverflowError where * gives inf)
+            bc[2] += d_log * d_log
             bc[3] += lx
         bc[4] = x
         return False

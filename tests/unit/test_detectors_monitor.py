@@ -101,3 +101,16 @@ def test_a_value_below_baseline_is_quiet_even_with_a_high_score() -> None:
     scores = [INSTANT] + [NEAR] * 5
     values = [2.0] + [0.5] * 5  # dropped under the baseline: no longer material
     assert run(scores, values, quiet_buckets=5, min_ratio=1.5) == [(0, "firing", 0), (5, "resolved", 0)]
+
+
+def test_a_low_threshold_still_resolves() -> None:
+    """threshold 0.9 x resolve_factor 10 would put the resolve level at 0: it is floored at half the threshold."""
+    det = Scripted([0.99] * 3 + [0.3] * 5)
+    m = SeriesMonitor(det, threshold=0.9, two_sided=True)
+    out = []
+    for i in range(8):
+        det.i = i
+        ev = m.observe(T0 + timedelta(minutes=i), 2.0)
+        if ev is not None:
+            out.append((i, ev.status))
+    assert out == [(1, "firing"), (7, "resolved")]

@@ -248,3 +248,19 @@ def test_each_tail_is_calibrated_on_its_own() -> None:
     assert d.score_one(base + 4 * sd, t) < d.score_one(base - 4 * sd, t)
     probe = [d.score_one(math.exp(rng.gauss(0, 0.5)), t) for _ in range(20000)]
     assert sum(s >= 0.999 for s in probe) / len(probe) < 3e-3  # nominal 1e-3
+
+
+def test_huge_values_are_ignored_not_a_crash() -> None:
+    """Values beyond any real metric are skipped like NaN (a float ** would overflow in warm-up)."""
+    d, ref = SeasonalZ(), SeasonalZ()
+    xs = noisy(150)
+    for i, x in enumerate(xs):
+        t = T0 + timedelta(minutes=i)
+        d.learn_one(x, t)
+        ref.learn_one(x, t)
+        if i in (3, 120):
+            d.learn_one(1e160, t)
+            d.learn_one(-1e300, t)
+    t = T0 + timedelta(minutes=150)
+    assert d.score_one(12.0, t) == ref.score_one(12.0, t)
+    assert 0.0 <= d.score_one(1e300, t) <= 1.0
