@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -50,7 +51,8 @@ def score_rows(rows: Iterable[tuple[str, str]], detector: str | None = None) -> 
         yield ts, raw, s
 
 
-def _read(fh: TextIO) -> Iterator[tuple[str, str]]:
+def _read(fh: TextIO, name: str) -> Iterator[tuple[str, str]]:
+    """Rows as ``(timestamp, value)``; a row that cannot be read raises ``ValueError`` naming file and line."""
     reader = csv.reader(fh)
     header = next(reader, None)
     if header is None:
@@ -58,8 +60,15 @@ def _read(fh: TextIO) -> Iterator[tuple[str, str]]:
     cols = [c.strip().lower() for c in header]
     it, iv = (cols.index("timestamp"), cols.index("value")) if {"timestamp", "value"} <= set(cols) else (0, 1)
     for row in reader:
-        if row:
-            yield row[it], row[iv]
+        if not row:
+            continue
+        try:
+            ts, raw = row[it], row[iv]
+            parse_time(ts), float(raw)
+        except (IndexError, ValueError) as err:
+            what = "missing column" if isinstance(err, IndexError) else str(err)
+            raise ValueError(f"{name}:{reader.line_num}: {what} in row {row!r}") from None
+        yield ts, raw
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -67,10 +76,19 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"unknown detector {args.detector!r}; known: {', '.join(sorted(DETECTORS))}", file=sys.stderr)
         return 2
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["timestamp", "value", "anomaly_score"])
-    with (sys.stdin if args.file == "-" else open(args.file, newline="")) as fh:
-        for ts, raw, s in score_rows(_read(fh), args.detector):
-            out.writerow([ts, raw, repr(s)])
+    try:
+        with (sys.stdin if args.file == "-" else open(args.file, newline="")) as fh:
+            name = "<stdin>" if args.file == "-" else args.file
+            out.writerow(["timestamp", "value", "anomaly_score"])
+            for ts, raw, s in score_rows(_read(fh, name), args.detector):
+                out.writerow([ts, raw, repr(s)])
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError) as err:
+        sys.stdout.flush()
+        print(f"burnguard detect score: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

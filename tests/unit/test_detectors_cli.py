@@ -50,3 +50,24 @@ def test_list_marks_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     named = [ln for ln in lines if ln.startswith(("* ", "  "))]
     assert {ln[2:].split()[0] for ln in named} == set(DETECTORS)
     assert [ln[2:].split()[0] for ln in named if ln.startswith("*")] == [DEFAULT_DETECTOR]
+
+
+@pytest.mark.parametrize("bad, why", [("2015-01-01 00:02:00,abc", "could not convert"),
+                                      ("not-a-time,1.0", "Invalid isoformat"),
+                                      ("2015-01-01 00:02:00", "missing column")])
+def test_a_bad_row_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str,
+                                       why: str) -> None:
+    src = tmp_path / "s.csv"
+    src.write_text("timestamp,value\n2015-01-01 00:00:00,1\n2015-01-01 00:01:00,2\n" + bad + "\n")
+    args = parser().parse_args(["detect", "score", str(src)])
+    assert args.func(args) == 2
+    cap = capsys.readouterr()
+    assert f"{src}:4: " in cap.err and why in cap.err
+    assert len(cap.out.splitlines()) == 3  # the good rows before it were written
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser().parse_args(["detect", "score", str(tmp_path / "missing.csv")])
+    assert args.func(args) == 2
+    cap = capsys.readouterr()
+    assert "No such file" in cap.err and cap.out == ""
