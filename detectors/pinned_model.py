@@ -3,7 +3,8 @@
 The join of two sources, keyed by the served model's name (:func:`model_key`): gateway
 request counts per minute (LLM usage) and the idle status of each GPU resource that serves
 the model (DCGM telemetry, see :class:`~detectors.gpu_tracker.GpuTracker`). One
-:class:`ModelActivity` per model keeps both and runs :mod:`detectors.zombie_gpu`'s
+:class:`ModelActivity` per model keeps what the rule needs, the end of the model's last
+request minute and each server's newest status, and runs :mod:`detectors.zombie_gpu`'s
 ``pinned_idle_model`` rule for each of its servers, reporting transitions like the tracker:
 firing once per incident, resolved when it stops holding (requests again, GPUs busy again,
 or the resource is no longer sampled).
@@ -15,7 +16,15 @@ moment both first held: ``max(idle_since, end of the last request) + pinned_idle
 so it does not depend on how samples were batched into messages.
 Rules are checked as messages arrive, against the requests seen so far: a request inside the
 window that arrives after a server's status (its partition lagging) resolves an incident that
-fired too early; it cannot un-send it. A replay should send the gateway's events first.
+fired too early; it cannot un-send it. So a replay should send the gateway's events first; the
+request stream may run any amount ahead, it never makes a server look gone.
+
+A server is gone when its *own* statuses stop arriving: :meth:`ModelActivity.sweep` resolves
+("no longer sampled") and forgets a server none of whose statuses arrived for
+:data:`SERVER_GONE_AFTER_S`, in arrival time (the stream's wall clock, given by the caller), so
+neither other servers' statuses nor requests, however far ahead in event time, make a server
+gone. :meth:`ModelActivity.expired` tells when the whole model can be forgotten: no servers, and
+its last request neither ended nor arrived within the rule's window.
 
 >>> from datetime import datetime, timezone
 >>> t0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
@@ -33,6 +42,10 @@ fired too early; it cannot un-send it. A replay should send the gateway's events
 []
 >>> [(s, a.detail) for s, a, _ in m.add_requests([(t0 + 8100, 1)])]
 [('resolved', 'requests for the model again')]
+>>> m.sweep(now=t0 + 8100 + 3600), list(m.servers)   # its last status arrived an hour ago
+([], [])
+>>> m.expired(now=t0 + 8160 + 7200)                  # no servers, no request for 2 h
+True
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ from detectors.zombie_gpu import GpuResource, ZombieAlert, ZombieRules, check
 
 RULE = "pinned_idle_model"
 MINUTE_S = 60
-#: A server whose status is this much older than the model's newest event time is gone.
+#: A server none of whose statuses arrived for this long (arrival time) is gone.
 SERVER_GONE_AFTER_S = 3600.0
 #: Gateway routing prefixes that name the provider, not the model (LiteLLM's self-hosted ones).
 _ROUTING_PREFIXES = ("hosted_vllm/", "vllm/", "openai/", "huggingface/", "triton/", "text-completion-openai/")
@@ -89,65 +102,85 @@ def _utc(ts: float) -> datetime:
 
 
 class ModelActivity:
-    """Gateway requests per minute and the serving resources of one model; pinned-idle incidents."""
+    """The end of one model's last gateway request and its serving resources; pinned-idle incidents.
 
-    __slots__ = ("model", "rules", "requests", "last_request_end", "servers", "firing", "clock")
+    Only what the rule needs is kept (the rule asks whether any request ended inside the
+    window, not how many), so the state stays small whatever the traffic. Arrival times
+    (``now``) are the caller's clock, the wall time a message was processed; they default to
+    the event time (a live stream), and only :meth:`sweep` and :meth:`expired` read them.
+    """
+
+    __slots__ = ("model", "rules", "last_request_end", "requests_arrived", "servers", "arrived", "firing")
 
     def __init__(self, model: str, rules: ZombieRules | None = None) -> None:
         self.model = model
         self.rules = rules or ZombieRules()
-        self.requests: dict[int, int] = {}  # minute start (Unix s) -> requests, over the last window
         self.last_request_end: float | None = None  # end of the newest minute with requests
+        self.requests_arrived = float("-inf")  # arrival time of the newest request message
         self.servers: dict[str, ServingStatus] = {}
+        self.arrived: dict[str, float] = {}  # resource -> arrival time of its newest status message
         self.firing: dict[str, float] = {}  # resource -> incident start
-        self.clock = 0.0  # newest event time seen (requests or statuses)
 
     @property
     def window_s(self) -> float:
         return self.rules.pinned_idle_min * 60.0
 
-    def add_requests(self, counts: Iterable[tuple[float, int]]) -> list[tuple[str, ZombieAlert, datetime]]:
-        """Add (minute start, request count) pairs; returns transitions."""
+    def add_requests(self, counts: Iterable[tuple[float, int]],
+                     now: float | None = None) -> list[tuple[str, ZombieAlert, datetime]]:
+        """Add (minute start, request count) pairs arriving at ``now``; returns transitions.
+
+        Idempotent: applying the same counts again changes nothing."""
+        newest = None
         for minute, n in counts:
             if n <= 0:
                 continue
-            m = int(minute) // MINUTE_S * MINUTE_S
-            self.requests[m] = self.requests.get(m, 0) + int(n)
-            end = m + MINUTE_S
-            self.last_request_end = end if self.last_request_end is None else max(self.last_request_end, end)
-            self.clock = max(self.clock, float(m))
+            end = float(int(minute) // MINUTE_S * MINUTE_S + MINUTE_S)
+            newest = end if newest is None else max(newest, end)
+        if newest is None:
+            return []
+        self.last_request_end = newest if self.last_request_end is None else max(self.last_request_end, newest)
+        self.requests_arrived = max(self.requests_arrived, newest if now is None else now)
         return self._evaluate()
 
-    def update_server(self, status: ServingStatus) -> list[tuple[str, ZombieAlert, datetime]]:
-        """A server's newest status (an older one than held is ignored); returns transitions."""
+    def update_server(self, status: ServingStatus, now: float | None = None) -> list[tuple[str, ZombieAlert, datetime]]:
+        """A server's status arriving at ``now`` (one older than held is ignored, but shows the
+        server is still sampled); returns transitions."""
         held = self.servers.get(status.resource)
         if held is None or status.t >= held.t:
             self.servers[status.resource] = status
-            self.clock = max(self.clock, status.t)
+        self.arrived[status.resource] = max(self.arrived.get(status.resource, float("-inf")),
+                                            status.t if now is None else now)
         return self._evaluate()
 
-    def requests_since(self, t: float) -> int:
-        """Requests in minutes that end after ``t`` (within what the window keeps)."""
-        return sum(n for m, n in self.requests.items() if m + MINUTE_S > t)
+    def sweep(self, now: float, started: float = float("-inf")) -> list[tuple[str, ZombieAlert, datetime]]:
+        """Resolve and forget servers none of whose statuses arrived in the
+        :data:`SERVER_GONE_AFTER_S` before ``now``; an arrival before ``started`` counts as at
+        ``started`` (a restarted worker has not read its backlog yet)."""
+        out: list[tuple[str, ZombieAlert, datetime]] = []
+        for resource in list(self.servers):
+            if max(self.arrived.get(resource, float("-inf")), started) <= now - SERVER_GONE_AFTER_S:
+                del self.servers[resource]
+                self.arrived.pop(resource, None)
+                out += self._resolve(resource, "no longer sampled")
+        return out
+
+    def expired(self, now: float, started: float = float("-inf")) -> bool:
+        """Nothing left to judge: no servers, and the last request neither ended nor arrived
+        within the rule's window before ``now`` (a request arriving later starts afresh)."""
+        cutoff = now - self.window_s
+        return (not self.servers and max(self.requests_arrived, started) <= cutoff
+                and (self.last_request_end is None or self.last_request_end <= cutoff))
 
     def _quiet(self, t: float) -> bool:
         return self.last_request_end is None or self.last_request_end <= t - self.window_s
 
     def _evaluate(self) -> list[tuple[str, ZombieAlert, datetime]]:
         out: list[tuple[str, ZombieAlert, datetime]] = []
-        horizon = self.clock - 2 * self.window_s
-        for m in [m for m in self.requests if m < horizon]:
-            del self.requests[m]
-        for resource, s in list(self.servers.items()):
-            if s.t < self.clock - SERVER_GONE_AFTER_S:
-                del self.servers[resource]
-                out += self._resolve(resource, "no longer sampled")
-                continue
+        for resource, s in self.servers.items():
             idle_min = (s.t - s.idle_since) / 60.0 if s.idle_since is not None else 0.0
             quiet = self._quiet(s.t)
             r = GpuResource(resource, "serving", gpus=s.gpus, usd_per_gpu_hour=s.usd_per_gpu_hour,
-                            util_now=s.util_now, idle_minutes=idle_min,
-                            requests_last_2h=0 if quiet else max(1, self.requests_since(s.t - self.window_s)))
+                            util_now=s.util_now, idle_minutes=idle_min, requests_last_2h=0 if quiet else 1)
             hit = next((a for a in check(r, self.rules) if a.rule == RULE), None)
             if hit is not None and resource not in self.firing:
                 assert s.idle_since is not None  # the rule needs idle minutes

@@ -62,7 +62,7 @@ def test_a_model_with_requests_in_the_window_never_fires_and_late_requests_resol
     # a request inside the window that arrives after the status (another partition lagged) resolves it
     resolved = quiet.add_requests([(T0 + 150 * MIN, 1)])
     assert [(s, a.detail) for s, a, _ in resolved] == [("resolved", "requests for the model again")]
-    assert busy.requests_since(T0 + 189 * MIN) == 1  # minute 190 only
+    assert busy.last_request_end == T0 + 191 * MIN  # minute 190 is the last with requests
 
 
 def test_status_is_a_snapshot_older_ones_are_ignored() -> None:
@@ -73,21 +73,85 @@ def test_status_is_a_snapshot_older_ones_are_ignored() -> None:
     assert list(m.firing) == ["srv/a"]
 
 
-def test_a_server_no_longer_sampled_resolves_and_is_forgotten() -> None:
+def test_requests_far_ahead_of_the_statuses_never_make_a_server_gone() -> None:
+    """Requests at minutes 5 and 400; a server idle from minute 6, a status every 5 minutes up to 295."""
+    statuses = [status("srv/a", minute, idle_from=6) for minute in range(0, 300, 5)]
+    gateway_first = ModelActivity("llama")
+    assert gateway_first.add_requests([(T0 + 5 * MIN, 1), (T0 + 400 * MIN, 1)]) == []
+    assert [t for s in statuses for t in gateway_first.update_server(s)] == []  # the minute-400 request counts
+    assert gateway_first.servers == {"srv/a": statuses[-1]}  # kept, not dropped as "no longer sampled"
+
+    in_order = ModelActivity("llama")
+    in_order.add_requests([(T0 + 5 * MIN, 1)])
+    fired = [t for s in statuses for t in in_order.update_server(s)]
+    assert minutes(fired) == [("firing", "srv/a", 8.0, 126.0)]
+    # the gateway's next request is 105 minutes past the newest status: the server is not gone, it is in use
+    resolved = in_order.add_requests([(T0 + 400 * MIN, 1)])
+    assert [(s, a.resource, a.detail) for s, a, _ in resolved] == [("resolved", "srv/a", "requests for the model again")]
+    assert list(in_order.servers) == ["srv/a"]
+
+
+def test_each_server_is_gone_by_its_own_statuses_not_by_another_servers() -> None:
+    """Two pods of one model whose GPU partitions are 62 minutes apart: the lagging one fires once and
+    stays firing (no resolve and re-fire with the same start, which the store would keep as resolved)."""
     m = ModelActivity("llama")
-    m.update_server(status("srv/a", 140, idle_from=5))
-    gone = m.update_server(status("srv/b", 140 + 61, idle_from=None))
+    out = m.update_server(status("srv/a", 130, idle_from=5), now=T0)
+    for minute in range(135, 200, 5):
+        out += m.update_server(status("srv/b", minute + 62, idle_from=None), now=T0 + minute)
+        out += m.update_server(status("srv/a", minute, idle_from=5), now=T0 + minute)
+    assert minutes(out) == [("firing", "srv/a", 8.0, 125.0)]
+    assert sorted(m.servers) == ["srv/a", "srv/b"] and list(m.firing) == ["srv/a"]
+    assert m.sweep(now=T0 + 200) == []  # both still arriving
+
+
+def test_sweep_resolves_a_server_whose_statuses_stopped_arriving_and_forgets_it() -> None:
+    m = ModelActivity("llama")
+    arrived = T0 + 500 * MIN  # a replay: the statuses of minutes 140 and 150 arrive later, at `arrived`
+    m.update_server(status("srv/a", 140, idle_from=5), now=arrived)
+    m.update_server(status("srv/b", 150, idle_from=None), now=arrived + 1800)
+    assert m.sweep(now=arrived + 3599) == []  # srv/a's last status arrived 59:59 ago
+    gone = m.sweep(now=arrived + 3600)
     assert [(s, a.resource, a.detail) for s, a, _ in gone] == [("resolved", "srv/a", "no longer sampled")]
-    assert list(m.servers) == ["srv/b"]
+    assert minutes(gone)[0][3] == 125.0  # the incident it fired (same fingerprint)
+    assert list(m.servers) == ["srv/b"] and m.firing == {} and list(m.arrived) == ["srv/b"]
+    # an arrival before the worker started counts as at its start (its backlog is not read yet)
+    assert m.sweep(now=arrived + 1800 + 3600, started=arrived + 3600) == [] and list(m.servers) == ["srv/b"]
+    assert m.sweep(now=arrived + 1800 + 3600) == [] and m.servers == {}  # srv/b was not firing: forgotten quietly
 
 
-def test_window_follows_the_rules_and_old_minutes_are_pruned() -> None:
+def test_an_older_status_arriving_still_shows_the_server_is_sampled() -> None:
+    m = ModelActivity("llama")
+    m.update_server(status("srv/a", 140, idle_from=5), now=T0)
+    m.update_server(status("srv/a", 130, idle_from=5), now=T0 + 3000)  # out of order: ignored as a snapshot
+    assert m.servers["srv/a"].t == T0 + 140 * MIN
+    assert m.sweep(now=T0 + 3600) == [] and list(m.firing) == ["srv/a"]
+
+
+def test_a_model_expires_only_without_servers_and_without_requests_in_the_window() -> None:
+    window = 120 * MIN
+    hosted = ModelActivity("gpt-4o")  # a hosted model: requests, never a server
+    hosted.add_requests([(T0, 3)], now=T0 + 30)
+    assert not hosted.expired(now=T0 + 60 + window - 1)
+    assert hosted.expired(now=T0 + 60 + window)
+    replayed = ModelActivity("gpt-4o")  # old requests replayed: kept for the window after they arrived
+    replayed.add_requests([(T0, 3)], now=T0 + 10 * window)
+    assert not replayed.expired(now=T0 + 10 * window + 1) and replayed.expired(now=T0 + 11 * window)
+    assert not replayed.expired(now=T0 + 11 * window, started=T0 + 10.5 * window)  # a restart waits for the backlog
+    served = ModelActivity("llama")
+    served.update_server(status("srv/a", 0, idle_from=0), now=T0)
+    assert not served.expired(now=T0 + 10 * window)  # its server is held until a sweep forgets it
+    served.sweep(now=T0 + 10 * window)
+    assert served.expired(now=T0 + 10 * window)
+
+
+def test_window_follows_the_rules_and_only_the_last_request_end_is_kept() -> None:
     m = ModelActivity("llama", ZombieRules(pinned_idle_min=30))
     m.add_requests([(T0, 5), (T0 + 30, 2), (T0 + MIN, 0)])
-    assert m.requests == {int(T0): 7}
+    assert m.last_request_end == T0 + MIN
+    assert m.add_requests([(T0 - 10 * MIN, 4)]) == [] and m.last_request_end == T0 + MIN  # older: no change
     assert minutes(m.update_server(status("srv/a", 40, idle_from=0, gpus=1))) == [("firing", "srv/a", 4.0, 31.0)]
-    m.add_requests([(T0 + 100 * MIN, 1)])
-    assert list(m.requests) == [int(T0 + 100 * MIN)]
+    assert [s for s, *_ in m.add_requests([(T0 + 10 * MIN, 1)])] == ["resolved"]  # ends at 11 > 40 - 30
+    assert m.last_request_end == T0 + 11 * MIN
 
 
 def test_state_round_trips_through_the_restricted_codec() -> None:
@@ -97,7 +161,19 @@ def test_state_round_trips_through_the_restricted_codec() -> None:
     sources, back = state_codec.loads(state_codec.dumps(({"usage.llm/0": 7}, m)))
     assert sources == {"usage.llm/0": 7} and back.firing == m.firing and back.servers == m.servers
     assert back.update_server(status("srv/a", 210, idle_from=5)) == []  # still the same incident
-    assert len(state_codec.dumps(m)) < 2048
+
+
+def test_a_busy_model_with_firing_servers_stays_small_in_the_table() -> None:
+    """What the model_activity table holds per key: (partition, source offsets, activity)."""
+    m = ModelActivity("meta-llama/llama-3.1-8b-instruct")
+    sources = {f"usage.llm/{p}": 123_456_789 for p in range(4)}
+    for minute in range(241):  # a request every minute for 4 hours
+        m.add_requests([(T0 + minute * MIN, 17)])
+    for i in range(3):
+        m.update_server(status(f"inference/vllm-llama-{i}", 400 + i, idle_from=5 if i else None))
+    assert sorted(m.firing) == ["inference/vllm-llama-1", "inference/vllm-llama-2"]
+    size = len(state_codec.dumps((3, sources, m)))
+    assert size < 1024, size
 
 
 def _dcgm(t: datetime, pod: str, util: float, **labels: str) -> dict:
