@@ -7,6 +7,7 @@ Data flow::
     usage.gpu -> normalize -> gpu.samples -> zombies (table ``gpu_trackers``) -> alerts
     usage.llm request counts (normalize) + serving GPUs' status (zombies) -> model.activity (keyed by
         served model) -> pinned_models (table ``model_activity``) -> alerts
+        (zombies and pinned_models live in :mod:`streams.gpu_agents`, imported at the end)
     buckets -> detect (per-series monitors, table ``monitors``) -> alerts
     alerts -> store_alerts (database, idempotent by fingerprint)
     usage.deadletter <- normalize (bad input, with the reason and the original bytes)
@@ -44,11 +45,8 @@ from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, C
 from streams import state_codec
 from streams.scoring import BucketScorer
 from streams.budgets import burn_alert, spend_by_budget
-from detectors.pinned_model import ModelActivity
-from streams.gpu import (gpu_samples_by_resource, new_gpu_tracker, observe_sample, requests_by_model, serving_status,
-                         serving_status_doc, zombie_alert)
+from streams.gpu import gpu_samples_by_resource, requests_by_model
 from streams.rollups import keyed_records
-from streams.delivery import already_applied
 from streams.windows import OpenBuckets, window_record
 
 log = logging.getLogger("burnguard")
@@ -83,7 +81,7 @@ open_buckets = app.Table("open_buckets", value_type=bytes, partitions=settings.p
 watermarks = app.Table("watermarks", value_type=bytes, partitions=settings.partitions)
 monitors = app.Table("monitors", value_type=bytes, partitions=settings.partitions)
 gpu_trackers = app.Table("gpu_trackers", value_type=bytes, partitions=settings.partitions)
-# Per served model: gateway requests per minute and its serving GPUs' idle status (the pinned-idle join).
+# Per served model: the end of its last gateway request and its serving GPUs' idle status (the pinned-idle join).
 model_activity = app.Table("model_activity", value_type=bytes, partitions=settings.partitions)
 burn_trackers = app.Table("burn_trackers", value_type=bytes, partitions=settings.partitions)
 
@@ -259,10 +257,13 @@ async def _flush_idle(partition: int) -> None:
 
 @app.timer(interval=max(1.0, min(settings.idle_flush_seconds / 2, 5.0)), on_leader=True)
 async def tick() -> None:
-    """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops)."""
+    """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops),
+    every budget partition so incidents resolve once spend stops, and every model.activity partition
+    so servers that stopped being sampled resolve and idle models are forgotten (streams/gpu_agents.py)."""
     for partition in range(settings.partitions):
         await costs_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
         await budget_spend_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
+        await model_activity_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
 
 
 @app.agent(buckets_topic)
@@ -352,52 +353,6 @@ def load_budgets() -> BudgetBook:
     return BudgetBook.load(settings.budgets)
 
 
-@app.agent(gpu_samples_topic)
-async def zombies(stream: faust.StreamT) -> None:
-    """Track each GPU allocation from its samples; alert on zombie GPUs, priced in $/h wasted."""
-    async for event in stream.events():
-        await _guarded("zombies", event, _zombies_one)
-
-
-async def _zombies_one(event: faust.EventT) -> None:
-    resource = _key(event)
-    doc = orjson.loads(event.value)
-    samples = doc["samples"]
-    sources, tracker = _get(gpu_trackers, resource) or ({}, new_gpu_tracker(resource, samples[0]))
-    if already_applied(sources, doc["src"], doc["off"]):
-        return  # redelivered (this message, or normalize after a crash)
-    alerts = [zombie_alert(resource, status, za, since)
-              for sample in samples for status, za, since in observe_sample(tracker, sample)]
-    _put(gpu_trackers, resource, (sources, tracker))
-    for alert in alerts:
-        await _send_alert(alert)
-    if (serving := serving_status_doc(tracker, samples)) is not None:
-        model, status = serving
-        await model_activity_topic.send(key=model.encode(), value=orjson.dumps(status))
-
-
-@app.agent(model_activity_topic)
-async def pinned_models(stream: faust.StreamT) -> None:
-    """Join gateway requests and serving GPUs per served model; alert on pinned idle models, priced in $/h."""
-    async for event in stream.events():
-        await _guarded("pinned_models", event, _pinned_one)
-
-
-async def _pinned_one(event: faust.EventT) -> None:
-    model = _key(event)
-    doc = orjson.loads(event.value)
-    sources, activity = _get(model_activity, model) or ({}, ModelActivity(model))
-    if "requests" in doc:
-        if already_applied(sources, doc["src"], doc["off"]):
-            return  # redelivered (this message, or normalize after a crash)
-        transitions = activity.add_requests(doc["requests"])
-    else:  # a status is a snapshot: applying it again (redelivery) changes nothing
-        transitions = activity.update_server(serving_status(doc["status"]))
-    _put(model_activity, model, (sources, activity))
-    for status, za, since in transitions:
-        await _send_alert(zombie_alert(za.resource, status, za, since))
-
-
 @app.agent(alerts_topic)
 async def store_alerts(stream: faust.StreamT) -> None:
     """Persist alerts idempotently (a redelivered alert is a no-op) and log them."""
@@ -451,3 +406,9 @@ async def health(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
         "tables": {name: len(table) for name, table in app.tables.items()},
         "assigned_partitions": len(app.consumer.assignment()) if app.consumer else 0,
     })
+
+
+# The GPU-side agents are declared against this app in their own module; importing it here (after
+# everything it imports from this one is defined) registers them for `burnguard worker` and
+# `faust -A streams.app worker` alike.
+from streams import gpu_agents  # noqa: E402,F401

@@ -86,7 +86,8 @@ def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requeste
                     return {"tables": {}}
 
             # The join evaluates a server's status against the requests seen so far: replay the
-            # gateway first (a live gateway is seconds ahead of a 2-hour idle window anyway).
+            # gateway first (a live gateway is seconds ahead of a 2-hour idle window anyway). It may
+            # run hours ahead of the GPUs: a server is gone only when its own statuses stop arriving.
             with UsageProducer(broker.bootstrap, stream_key="gateway") as producer:
                 for c in calls:
                     producer.send("llm", c)
@@ -106,6 +107,7 @@ def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requeste
     assert final["status"] == "ok" and final["tables"]["gpu_trackers"] == 4  # notebook, job, two model servers
     assert final["tables"]["model_activity"] == 2  # llama and qwen, each joined with its server
     assert all(final["agents"].values()) and final["assigned_partitions"] > 0
+    assert {"streams.gpu_agents.zombies", "streams.gpu_agents.pinned_models"} <= set(final["agents"])
 
     assert [(a.series_key, a.metric, a.status) for a in alerts] == [
         ("gpu=jupyter-alice/nb-alice-0", "zombie_gpu.idle_notebook", "firing"),
