@@ -22,13 +22,12 @@ import orjson
 
 from detectors.pinned_model import ModelActivity
 from streams.app import (_TICK, WORKER_STARTED, _get, _guarded, _key, _put, _send_alert, app, gpu_samples_topic,
-                         gpu_trackers, model_activity, model_activity_topic)
+                         gpu_trackers, model_activity, model_activity_topic, watermarks)
 from streams.delivery import already_applied
 from streams.gpu import new_gpu_tracker, observe_sample, serving_status, serving_status_doc, zombie_alert
 
 #: How often one ``model.activity`` partition's models are swept (the tick comes every few seconds).
 MODEL_SWEEP_SECONDS = 60.0
-_swept: dict[int, float] = {}  # partition -> wall time of its last sweep (this process; a sweep is idempotent)
 
 
 @app.agent(gpu_samples_topic)
@@ -64,11 +63,11 @@ async def pinned_models(stream: faust.StreamT) -> None:
 
 async def _pinned_one(event: faust.EventT) -> None:
     model, partition = _key(event), event.message.partition
-    if model == _TICK:
-        now = time.time()
-        if now - _swept.get(partition, 0.0) >= MODEL_SWEEP_SECONDS:
+    if model == _TICK and event.value == b"[]":  # (a gateway model named __tick__ sends a JSON object)
+        now, swept_key = time.time(), f"model.activity/{partition}"  # wall time of the partition's last sweep
+        if now - _get(watermarks, swept_key, 0.0) >= MODEL_SWEEP_SECONDS:
             await sweep_models(partition, now)
-            _swept[partition] = now
+            _put(watermarks, swept_key, now)
         return
     doc = orjson.loads(event.value)
     *_, sources, activity = _get(model_activity, model) or (partition, {}, ModelActivity(model))

@@ -27,7 +27,7 @@ def agent(monkeypatch):
     monkeypatch.setattr(gpu_agents, "model_activity", table)
     monkeypatch.setattr(gpu_agents, "time", SimpleNamespace(time=lambda: clock.now))
     monkeypatch.setattr(gpu_agents, "WORKER_STARTED", T0 - 3600)
-    monkeypatch.setattr(gpu_agents, "_swept", {})
+    monkeypatch.setattr(gpu_agents, "watermarks", Table())
 
     async def send(alert):
         sent.append(alert)
@@ -92,3 +92,8 @@ def test_a_redelivered_request_message_is_skipped_and_the_state_stays_small(agen
     agent.deliver("llama", 0, {"src": "usage.llm/3", "off": 340, "requests": [[int(T0 + 500 * MIN), 1]]})
     assert agent.table["llama"] == before  # offset 340 was applied already
     assert len(before) < 512
+
+
+def test_a_gateway_model_named_like_the_tick_is_a_model(agent) -> None:
+    agent.deliver(_TICK, 1, {"src": "usage.llm/0", "off": 1, "requests": [[int(T0), 5]]})
+    assert _TICK in agent.table  # its requests were counted, not taken for a sweep
