@@ -268,7 +268,8 @@ class SeasonalZ:
         """Raw space if its one-step differences are clearly tighter than log space's scaled by the
         geometric mean (``raw_margin``: a multiplicative series wrongly kept raw has a skewed upper
         tail that alerts, an additive one wrongly logged only loses some sensitivity)."""
-        n, ss_raw, ss_log, sum_log, _ = self._bc or (0.0, 0.0, 0.0, 0.0, 0.0)
+        assert self._bc is not None  # called only while choosing
+        n, ss_raw, ss_log, sum_log, _ = self._bc
         if n == 0.0 or ss_raw <= self.raw_margin * ss_log * math.exp(min(2.0 * sum_log / n, 700.0)):
             self._adopt_twin()
         else:
@@ -322,7 +323,7 @@ class SeasonalZ:
             if self.qd999 > 0.0:
                 self.qd999 = _quantile_step(self.qd999, -zr, 0.0005, 0.1 * ta)
             if self.short_alpha > 0.0:
-                zc = self._calibrate(e / scale)
+                zc = self._calibrate(zr)
                 self.zs += self.short_alpha * (max(-self.clip, min(self.clip, zc)) - self.zs)
                 self.zs_ms += self.scale_alpha * (self.zs * self.zs - self.zs_ms)
             lim = self.scale_clip * scale
