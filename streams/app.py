@@ -258,12 +258,11 @@ async def _flush_idle(partition: int) -> None:
 @app.timer(interval=max(1.0, min(settings.idle_flush_seconds / 2, 5.0)), on_leader=True)
 async def tick() -> None:
     """Punctuate every costs partition so idle keys' buckets close (event time stalls when traffic stops),
-    every budget partition so incidents resolve once spend stops, and every model.activity partition
-    so servers that stopped being sampled resolve and idle models are forgotten (streams/gpu_agents.py)."""
+    and every budget partition so incidents resolve once spend stops (model.activity has its own, slower
+    timer in streams/gpu_agents.py)."""
     for partition in range(settings.partitions):
         await costs_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
         await budget_spend_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
-        await model_activity_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
 
 
 @app.agent(buckets_topic)

@@ -5,7 +5,7 @@ this module at its end, so ``burnguard worker`` and ``faust -A streams.app worke
 these agents like the ones declared there.
 
 State of ``model_activity`` (per served model, :class:`~detectors.pinned_model.ModelActivity`):
-``(partition, newest source offsets, activity)``. The leader's ``tick`` punctuates every
+``(partition, newest source offsets, activity)``. The leader's ``tick_models`` timer punctuates every
 ``model.activity`` partition; at most every :data:`MODEL_SWEEP_SECONDS` the punctuation sweeps
 that partition's models in wall time: a server none of whose statuses arrived for an hour is
 resolved ("no longer sampled": its pod was deleted, so nothing else would resolve it), and a
@@ -22,12 +22,21 @@ import orjson
 
 from detectors.pinned_model import ModelActivity
 from streams.app import (_TICK, WORKER_STARTED, _get, _guarded, _key, _put, _send_alert, app, gpu_samples_topic,
-                         gpu_trackers, model_activity, model_activity_topic, watermarks)
+                         gpu_trackers, model_activity, model_activity_topic, settings, watermarks)
 from streams.delivery import already_applied
 from streams.gpu import new_gpu_tracker, observe_sample, serving_status, serving_status_doc, zombie_alert
 
-#: How often one ``model.activity`` partition's models are swept (the tick comes every few seconds).
+#: How often one ``model.activity`` partition's models are swept (tick_models punctuates 4x as often).
 MODEL_SWEEP_SECONDS = 60.0
+
+
+@app.timer(interval=MODEL_SWEEP_SECONDS / 4, on_leader=True)
+async def tick_models() -> None:
+    """Punctuate every model.activity partition, so servers that stopped being sampled resolve and idle
+    models are forgotten. Its own timer, slower than the costs tick: a sweep is due only every
+    MODEL_SWEEP_SECONDS, and punctuating every few seconds only loaded the producer."""
+    for partition in range(settings.partitions):
+        await model_activity_topic.send(key=_TICK.encode(), value=b"[]", partition=partition)
 
 
 @app.agent(gpu_samples_topic)
