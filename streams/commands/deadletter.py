@@ -7,11 +7,25 @@ import sys
 
 from kafka import KafkaProducer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from schemas.deadletter import DeadLetter
+from schemas.text import safe_terminal
 from sinks.store import AlertStore
 from streams.settings import Settings
+
+
+def dead_letters_table(rows: list[tuple[int, DeadLetter]], limit: int) -> Table:
+    """Rows as a table; reason, topic and preview are producer text, shown as text (no markup, no controls)."""
+    table = Table(title=f"dead letters (newest {limit})")
+    for col in ("id", "received (UTC)", "from", "index", "reason", "bytes"):
+        table.add_column(col)
+    for id_, dl in rows:
+        where = safe_terminal(f"{dl.topic}[{dl.partition}]@{dl.offset}")
+        preview = dl.original_bytes()[:60].decode("utf-8", "replace")
+        table.add_row(str(id_), f"{dl.received_at:%Y-%m-%d %H:%M:%S}", where,
+                      "" if dl.index is None else str(dl.index), safe_terminal(dl.reason), safe_terminal(preview))
+    return table
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -20,15 +34,7 @@ def run_list(args: argparse.Namespace) -> int:
         rows = store.dead_letter_rows(limit=args.limit, pending_only=args.pending, topic=args.topic)
     finally:
         store.close()
-    table = Table(title=f"dead letters (newest {args.limit})")
-    for col in ("id", "received (UTC)", "from", "index", "reason", "bytes"):
-        table.add_column(col)
-    for id_, dl in rows:
-        where = f"{dl.topic}[{dl.partition}]@{dl.offset}"
-        preview = dl.original_bytes()[:60].decode("utf-8", "replace")
-        table.add_row(str(id_), f"{dl.received_at:%Y-%m-%d %H:%M:%S}", where,
-                      "" if dl.index is None else str(dl.index), escape(dl.reason), escape(preview))
-    Console().print(table)
+    Console().print(dead_letters_table(rows, args.limit))
     return 0
 
 
