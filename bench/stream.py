@@ -26,9 +26,9 @@ from schemas.ingest import Normalizer
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, COSTS_TOPIC, USAGE_TOPICS, Settings
-from streams.synthetic import SyntheticDay
-from streams.topic_reader import TopicReader
-from streams.worker_process import WorkerProcess
+from streams.harness.synthetic import SyntheticDay
+from streams.harness.topic_reader import TopicReader
+from streams.harness.worker_process import WorkerProcess
 
 
 def make_events(n: int) -> list[dict]:

@@ -4,7 +4,7 @@ A budget has a stable ``id``, a ``scope`` (a match on team, feature, customer, m
 environment and tier; an omitted dimension matches anything, so an empty scope is the
 org-level budget), a calendar ``period`` in UTC (``day``, ``week`` starting Monday,
 ``month``), a ``cap_usd``, burn-rate ``rules`` (default
-:data:`detectors.burn_rate.DEFAULT_RULES`), period-to-date ``thresholds`` (fractions of
+:data:`guardrails.burn_rate.DEFAULT_RULES`), period-to-date ``thresholds`` (fractions of
 the cap, default ``[0.8, 1.0]``) and optional ``owner``/``approvers`` group names. A
 budget may name a ``parent`` whose scope must be strictly wider (org → team →
 feature/customer), and a ``tier`` (experiment maturity: sandbox, pilot, production)
@@ -41,7 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from detectors.burn_rate import DEFAULT_RULES, Budget, BurnRule
+from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule
 from schemas.cost import KEY_FIELDS, AllocationKey
 from schemas.events import UNKNOWN
 from schemas.yamlconf import ConfigError, load_yaml_file, load_yaml_text
@@ -301,7 +301,7 @@ class BudgetSpec:
         return period_bounds(self.period, t)
 
     def budget_at(self, t: datetime) -> Budget:
-        """The burn-rate :class:`~detectors.burn_rate.Budget` of the period containing ``t``.
+        """The burn-rate :class:`~guardrails.burn_rate.Budget` of the period containing ``t``.
 
         >>> s = BudgetSpec("b", 3000.0, "month", DEFAULT_RULES, DEFAULT_THRESHOLDS, ())
         >>> s.budget_at(datetime(2026, 11, 5)).period_s / 86400

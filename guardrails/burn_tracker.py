@@ -2,7 +2,7 @@
 
 One :class:`BurnTracker` per budget id. Feed it every closed 1-minute bucket of spend that
 falls in the budget's scope (several allocation keys add into the same minute); each call
-evaluates the SRE multi-window burn-rate rules (:func:`detectors.burn_rate.evaluate`) at
+evaluates the SRE multi-window burn-rate rules (:func:`guardrails.burn_rate.evaluate`) at
 "now" = the end of the newest bucket seen, and returns *transitions* only:
 
 - ``firing`` once when a rule starts burning, ``resolved`` once when it stops (its long or
@@ -24,8 +24,8 @@ is already spent, ``now + (cap - spent) / rate`` when that is before the period 
 ``None``.
 
 >>> from datetime import datetime, timezone, timedelta
->>> from guardrails.budgets import BudgetSpec
->>> from detectors.burn_rate import DEFAULT_RULES
+>>> from guardrails.budget_book import BudgetSpec
+>>> from guardrails.burn_rate import DEFAULT_RULES
 >>> spec = BudgetSpec("team-a", 3000.0, "month", DEFAULT_RULES, (0.8, 1.0), ())
 >>> tr = BurnTracker.from_spec(spec)
 >>> t0 = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
@@ -46,11 +46,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from detectors.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
-from guardrails.budgets import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
+from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
+from guardrails.budget_book import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
 
 if TYPE_CHECKING:
-    from detectors.forecast import Forecast
+    from guardrails.forecast import Forecast
 
 __all__ = ["BurnEvent", "BurnTracker", "threshold_name"]
 
@@ -262,7 +262,7 @@ class BurnTracker:
         return total + coarse[cs % c] * (k - (start - cs * k)) / k
 
     def window_sums(self) -> dict[int, float]:
-        """Sums for every window the rules need (the input of :func:`detectors.burn_rate.evaluate`)."""
+        """Sums for every window the rules need (the input of :func:`guardrails.burn_rate.evaluate`)."""
         return {w: self.window_sum(w) for w in needed_windows(self.rules)}
 
     def _budget(self) -> Budget:
@@ -288,14 +288,14 @@ class BurnTracker:
         return projected, None
 
     def forecast(self) -> tuple["Forecast", datetime | None]:
-        """Optional statsmodels forecast (:func:`detectors.forecast.forecast_period`, Holt damped trend).
+        """Optional statsmodels forecast (:func:`guardrails.forecast.forecast_period`, Holt damped trend).
 
         History = the coarse ring's complete slots since the tracker started (5-minute steps by
         default, so at most the last 6 h); returns the forecast and the projected exhaustion
         time (``None`` if not within the period). Slower (a model fit, milliseconds) than
         :meth:`projection`: call it when building an escalation, not per bucket.
         """
-        from detectors.forecast import forecast_period
+        from guardrails.forecast import forecast_period
 
         if self._head is None or not self._pend:
             return forecast_period([], self._spent, self.cap_usd, 0), None

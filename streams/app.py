@@ -30,7 +30,7 @@ from typing import Any
 import faust
 import orjson
 
-from guardrails.budgets import BudgetBook
+from guardrails.budget_book import BudgetBook
 from guardrails.burn_tracker import BurnTracker
 from schemas.alert import Alert
 from schemas.bucket import Bucket, dump_buckets, load_buckets

@@ -1,7 +1,7 @@
 """Budgets in the stream: route bucket spend to the budgets it counts towards, and burn events as alerts.
 
 >>> from datetime import datetime, timezone
->>> from guardrails.budgets import BudgetBook
+>>> from guardrails.budget_book import BudgetBook
 >>> book = BudgetBook.load()
 >>> t = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
 >>> b = Bucket(key="team=search|feature=f|customer=c|model=m|environment=production", start=t,
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from guardrails.budgets import BudgetBook
+from guardrails.budget_book import BudgetBook
 from guardrails.burn_tracker import BurnEvent
 from schemas.alert import Alert
 from schemas.bucket import Bucket

@@ -17,8 +17,8 @@ from sinks.kafka_producer import UsageProducer
 from streams.rollups import is_rollup
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, Settings
-from streams.synthetic import DEFAULT_SPIKE, SyntheticDay
-from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
+from streams.harness.synthetic import DEFAULT_SPIKE, SyntheticDay
+from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from sinks.store import AlertStore
 from streams.embedded_broker import free_port
 from streams.rollups import rollup_of
 from streams.settings import ALERTS_TOPIC, BUCKETS_TOPIC
-from streams.topic_reader import TopicReader
+from streams.harness.topic_reader import TopicReader
 
 
 class WorkerFailed(RuntimeError):

@@ -7,15 +7,15 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from guardrails.budgets import BudgetBook
+from guardrails.budget_book import BudgetBook
 from guardrails.burn_tracker import BurnTracker
 from sinks.kafka_producer import UsageProducer
 from streams.budgets import burn_alert, spend_by_budget
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.offline import replay
+from streams.harness.offline import replay
 from streams.settings import ALL_TOPICS, Settings
-from streams.synthetic import Spike, SyntheticDay
-from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
+from streams.harness.synthetic import Spike, SyntheticDay
+from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 pytestmark = pytest.mark.e2e
 BUDGETS = """version: 1

@@ -17,11 +17,11 @@ from schemas.bucket import load_buckets
 from schemas.cost import AllocationKey
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.offline import replay
+from streams.harness.offline import replay
 from streams.settings import ALL_TOPICS, BUCKETS_TOPIC, Settings
-from streams.synthetic import Spike, SyntheticDay
-from streams.topic_reader import TopicReader
-from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
+from streams.harness.synthetic import Spike, SyntheticDay
+from streams.harness.topic_reader import TopicReader
+from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, USAGE_TOPICS
-from streams.worker_process import WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.rollups import is_rollup
 from streams.settings import ALL_TOPICS, BUCKETS_TOPIC, COSTS_TOPIC, USAGE_TOPICS
-from streams.worker_process import WorkerProcess, wait_for_buckets
+from streams.harness.worker_process import WorkerProcess, wait_for_buckets
 
 pytestmark = pytest.mark.e2e
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"

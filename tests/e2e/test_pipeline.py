@@ -2,7 +2,7 @@
 
 No mocks: a real Tansu broker, a real worker process, a real SQLite database. The
 expected alerts come from replaying the same events offline through the same code
-(streams.offline), and independently from what was injected.
+(streams.harness.offline), and independently from what was injected.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from schemas.cost import AllocationKey
 from sinks.kafka_producer import UsageProducer
 from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.offline import replay
+from streams.harness.offline import replay
 from streams.settings import ALL_TOPICS, USAGE_TOPICS, Settings
-from streams.synthetic import Spike, SyntheticDay
-from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
+from streams.harness.synthetic import Spike, SyntheticDay
+from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ import pytest
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, Settings
-from streams.synthetic import Spike, SyntheticDay
-from streams.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
+from streams.harness.synthetic import Spike, SyntheticDay
+from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
 
 pytestmark = pytest.mark.e2e
 RESTART_MINUTE, SPIKE_MINUTE = 90, 95

@@ -18,7 +18,7 @@ from sinks.kafka_producer import UsageProducer
 from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS
-from streams.worker_process import WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.e2e
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"

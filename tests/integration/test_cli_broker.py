@@ -14,7 +14,7 @@ from sinks.store import AlertStore
 from streams.cli import main
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS
-from streams.topic_reader import TopicReader
+from streams.harness.topic_reader import TopicReader
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 

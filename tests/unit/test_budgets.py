@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors.burn_rate import DEFAULT_RULES, BurnRule
-from guardrails.budgets import (DEFAULT_BUDGETS_PATH, BudgetBook, ConfigError, period_bounds)
+from guardrails.burn_rate import DEFAULT_RULES, BurnRule
+from guardrails.budget_book import (DEFAULT_BUDGETS_PATH, BudgetBook, ConfigError, period_bounds)
 from schemas.cost import AllocationKey
 
 BOOK = """\

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.burn_rate import DEFAULT_RULES, BurnRule, window_sums
-from guardrails.budgets import BudgetSpec
+from guardrails.burn_rate import DEFAULT_RULES, BurnRule, window_sums
+from guardrails.budget_book import BudgetSpec
 from guardrails.burn_tracker import BurnEvent, BurnTracker, threshold_name
 
 UTC = timezone.utc

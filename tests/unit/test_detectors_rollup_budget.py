@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors import burn_rate as br
-from detectors import forecast as fc
+from guardrails import burn_rate as br
+from guardrails import forecast as fc
 from detectors import root_cause as rc
 from detectors import zombie_gpu as zg
 
