@@ -14,7 +14,7 @@ question). The amounts:
 event, or the same event recomputed after a restart, yields the same id.
 
 >>> from datetime import datetime, timezone, timedelta
->>> from guardrails.budgets import BudgetBook
+>>> from guardrails.budget_book import BudgetBook
 >>> from guardrails.burn_tracker import BurnTracker
 >>> book = BudgetBook.load()
 >>> spec = book.get("research-sandbox")                    # $50 a day, thresholds 50/80/100 %
@@ -37,13 +37,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from guardrails.budgets import BudgetSpec
+from guardrails.budget_book import BudgetSpec
 from guardrails.burn_tracker import BurnEvent
 from schemas.alert import Contributor
 from schemas.overrun import BurnRateInfo, Overrun
 
 if TYPE_CHECKING:
-    from detectors.forecast import Forecast
+    from guardrails.forecast import Forecast
 
 __all__ = ["make_overrun_id", "overrun_amounts", "overrun_from_burn_event", "overruns_from_burn_events"]
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from detectors.burn_rate import BurnRule
-from guardrails.budgets import BudgetSpec
+from guardrails.burn_rate import BurnRule
+from guardrails.budget_book import BudgetSpec
 from guardrails.burn_tracker import BurnEvent, BurnTracker
 from guardrails.overrun import make_overrun_id, overrun_from_burn_event, overruns_from_burn_events
 from schemas.overrun import Overrun
