@@ -25,7 +25,15 @@ _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used; the message is ``file:line: field: problem``."""
+    """A config file that cannot be used; the message is ``file:line: field: problem``.
+
+    ``errors`` lists every problem found, each ``file:line: field: problem`` (the message
+    names the first and counts the rest).
+    """
+
+    def __init__(self, message: str, errors: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.errors: tuple[str, ...] = errors if errors is not None else (message,)
 
 
 def _line_of(root: yaml.Node, loc: tuple[Any, ...]) -> int:
@@ -68,12 +76,13 @@ def load_yaml_text(text: str, model: type[M], *, source: str = "<string>") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = tuple(first["loc"])
-        line = _line_of(root, loc)
-        field = ".".join(str(p) for p in loc) or "(top level)"
+        every = []
+        for e in err.errors():
+            loc = tuple(e["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            every.append(f"{source}:{_line_of(root, loc)}: {field}: {e['msg']}")
         more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ConfigError(f"{source}:{line}: {field}: {first['msg']}{more}") from None
+        raise ConfigError(every[0] + more, tuple(every)) from None
 
 
 def load_yaml_file(path: str | Path, model: type[M]) -> M:
