@@ -84,7 +84,10 @@ class SeriesMonitor:
         expected = at(t) if at is not None else self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
-        material = getattr(self, "two_sided", False) or x >= expected.baseline * getattr(self, "min_ratio", 1.0)
+        # materiality: above the baseline (strictly: a constant 0 against a baseline of 0 is not a rise)
+        # and at least min_ratio times it
+        material = getattr(self, "two_sided", False) or (
+            x > expected.baseline and x >= expected.baseline * getattr(self, "min_ratio", 1.0))
         anomalous = score >= self.threshold and material
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         robust = getattr(self, "robust", None)

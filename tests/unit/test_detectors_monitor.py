@@ -114,3 +114,18 @@ def test_a_low_threshold_still_resolves() -> None:
         if ev is not None:
             out.append((i, ev.status))
     assert out == [(1, "firing"), (7, "resolved")]
+
+
+def test_a_constant_zero_series_never_alerts() -> None:
+    """A held-out replay: unpriced_share was 0 on every bucket (every event priced) and raised 5 alerts,
+    observed 0 against baseline 0, because 0 >= 1.5 x 0. A constant series is not an incident."""
+    from datetime import datetime, timedelta, timezone
+
+    from detectors.monitor import SeriesMonitor
+    from detectors.registry import DETECTORS, make_detector
+
+    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    for name in DETECTORS:
+        m = SeriesMonitor(make_detector(name), threshold=0.9999, min_ratio=1.5)
+        fired = [m.observe(t0 + timedelta(minutes=i), 0.0) for i in range(3000)]
+        assert not any(fired), name
