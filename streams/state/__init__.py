@@ -1,0 +1,1 @@
+"""Typed, versioned table state: the codec (no pickle), event-time windows, the "already applied" check."""
