@@ -84,10 +84,11 @@ class SeriesMonitor:
         expected = at(t) if at is not None else self.detector.expected()
         score = self.detector.score_one(x, t)
         self.last_score = score
-        # materiality: above the baseline (strictly: a constant 0 against a baseline of 0 is not a rise)
-        # and at least min_ratio times it
-        material = getattr(self, "two_sided", False) or (
-            x > expected.baseline and x >= expected.baseline * getattr(self, "min_ratio", 1.0))
+        # materiality: strictly above the baseline and at least min_ratio times it, with the baseline
+        # floored at 0 (metrics are rates, shares and spend: a baseline fitted below 0 after a level
+        # drop must not make a constant 0 look like a rise)
+        floor = max(expected.baseline, 0.0)
+        material = getattr(self, "two_sided", False) or (x > floor and x >= floor * getattr(self, "min_ratio", 1.0))
         anomalous = score >= self.threshold and material
         self.anomalous_run = self.anomalous_run + 1 if anomalous else 0
         robust = getattr(self, "robust", None)
