@@ -26,12 +26,14 @@ resolution is announced; what was held back is announced when the snooze ends.
 ...                  window_end=t + timedelta(minutes=minute + 2), started_at=t, status=status)
 >>> key = "team=ads|feature=copygen|customer=acme|model=gpt-4o|environment=production"
 >>> d = Dispatcher()
->>> d.observe(alert(key, "spend", 0)), len(d.book.incidents)
-([], 1)
->>> [n.kind for n in d.observe(alert(key, "cost_per_inference", 2))]  # 2 min after the first: announced
-['open']
->>> [n.kind for n in d.observe(alert(key, "spend", 30, "resolved"))]  # the message shows it in place
-['update']
+>>> d.observe(alert(key, "spend", 0)), d.advance(t + timedelta(minutes=3)), len(d.book.incidents)
+([], [], 1)
+>>> d.observe(alert(key, "cost_per_inference", 1))
+[]
+>>> [(n.kind, len(n.new_alerts)) for n in d.advance(t + timedelta(minutes=4))]  # 2 min after the first
+[('open', 2)]
+>>> d.observe(alert(key, "spend", 30, "resolved")), [n.kind for n in d.advance(t + timedelta(minutes=33))]
+([], ['update'])
 >>> [(n.kind, n.incident.status) for n in d.observe(alert(key, "cost_per_inference", 31, "resolved"))]
 [('resolve', 'resolved')]
 """
@@ -102,7 +104,9 @@ class Dispatcher:
 
     # -- input -----------------------------------------------------------------------------------
     def observe(self, alert: Alert) -> list[Notification]:
-        """One alert transition (firing or resolved); returns what is due now."""
+        """One alert transition (firing or resolved). Returns only what is announced at once (a
+        resolution, a re-open); the rest falls due in :meth:`advance`, so alerts of one instant
+        are announced together."""
         ref = alert_ref(alert)
         out: list[Notification] = []
         existing = self.book.by_fingerprint(ref.fingerprint)
@@ -113,7 +117,9 @@ class Dispatcher:
             inc, reopened = self._add(ref)
             if reopened and inc.notified_rev > 0 and not suppressed(inc, max(ref.at, self.book.now or ref.at)):
                 out.append(self._notify(inc, "reopen", ref.at))
-        return out + self.advance(ref.at)
+        if self.book.now is None or ref.at > self.book.now:
+            self.book.now = ref.at
+        return out
 
     def command(self, cmd: Command, now: datetime | None = None) -> list[Notification]:
         """Acknowledge, snooze or resolve by hand; announced at once; a repeat changes nothing."""
@@ -219,22 +225,29 @@ class Dispatcher:
                 del self.book.incidents[i.id]
 
 
-def run(alerts: Iterable[Alert], config: GroupingConfig | None = None,
-        flush: timedelta | None = None) -> tuple[list[IncidentState], list[Notification]]:
+def run(alerts: Iterable[Alert], config: GroupingConfig | None = None, flush: timedelta | None = None,
+        tick: timedelta = timedelta(minutes=1)) -> tuple[list[IncidentState], list[Notification]]:
     """Replay ``alerts`` (in event-time order) and return every incident and notification, e.g. for benchmarks.
 
-    ``flush`` moves event time past the last alert so pending incidents are announced.
+    Event time advances in ``tick`` steps between alerts, as the stream's timer moves it when no
+    alert comes; ``flush`` moves it past the last alert so pending incidents are announced.
     """
     d = Dispatcher(config)
     seen: dict[str, IncidentState] = {}
     notes: list[Notification] = []
     last = None
     for a in sorted(alerts, key=lambda a: (a.window_end, a.status != "resolved", a.series_key, a.metric)):
+        while last is not None and last + tick < a.window_end:
+            last += tick
+            notes += d.advance(last)
         notes += d.observe(a)
         last = a.window_end
         seen.update({i.id: i for i in d.book.incidents.values()})
     if last is not None:
-        notes += d.advance(last + (flush or d.config.group_wait))
+        end = last + (flush or d.config.group_wait)
+        while last < end:
+            last = min(last + tick, end)
+            notes += d.advance(last)
         seen.update({i.id: i for i in d.book.incidents.values()})
     return list(seen.values()), notes
 
