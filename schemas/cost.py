@@ -76,6 +76,8 @@ class CostRecord(BaseModel):
     cost_usd: Money = 0.0
     priced: bool = True
     requests: int = Field(0, ge=0)
+    failed_requests: int = Field(0, ge=0, description="of requests, calls that failed (LiteLLM status failure)")
+    cache_hit_requests: int = Field(0, ge=0, description="of requests, answers served from a response cache")
     input_tokens: int = Field(0, ge=0)
     output_tokens: int = Field(0, ge=0)
     cache_read_tokens: int = Field(0, ge=0)

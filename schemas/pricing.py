@@ -30,7 +30,7 @@ from schemas.events import Money, _utc
 from schemas.yamlconf import ConfigError, load_yaml_file
 
 __all__ = ["ConfigError", "GpuRate", "GpuSku", "ModelPrice", "ModelEntry", "PriceCatalog",
-           "PricingModel", "DEFAULT_CATALOG_PATH"]
+           "PricingModel", "PROVIDER_PREFIXES", "DEFAULT_CATALOG_PATH"]
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("prices.yaml")
 PricingModel = Literal["on_demand", "spot", "reserved"]
@@ -42,6 +42,15 @@ PER_MILLION = 1_000_000.0
 _SNAPSHOT = re.compile(r"(?:[-@](?:\d{8}|\d{4}-\d{2}-\d{2}|latest|v\d+(?::\d+)?|\d{4}))$")
 #: Vendor prefixes some gateways and clouds put before a model id (``us.anthropic.``).
 _VENDOR = re.compile(r"^(?:[a-z]{2}\.)?(?:anthropic|openai|meta|mistral|amazon|cohere|google)\.")
+
+
+#: ``provider/`` path segments gateways put before a model id (LiteLLM's ``custom_llm_provider`` values).
+PROVIDER_PREFIXES = frozenset({
+    "openai", "azure", "azure_ai", "anthropic", "bedrock", "bedrock_converse", "vertex_ai", "vertex_ai_beta", "gemini",
+    "mistral", "cohere", "groq", "together_ai", "fireworks_ai", "deepseek", "xai", "perplexity", "openrouter",
+    "hosted_vllm", "vllm", "ollama", "ollama_chat", "huggingface", "sagemaker", "databricks", "watsonx", "cerebras",
+    "text-completion-openai", "litellm_proxy",
+})
 
 
 def _utc_start(d: date | datetime) -> datetime:
@@ -150,6 +159,7 @@ class PriceCatalog(BaseModel):
     _gpu_match: list[tuple[str, str]] = PrivateAttr(default_factory=list)
     _resolved: dict[str, str | None] = PrivateAttr(default_factory=dict)
     _sku_cache: dict[str, str | None] = PrivateAttr(default_factory=dict)
+    _canonical: dict[tuple[str, str | None, str | None], str] = PrivateAttr(default_factory=dict)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -174,6 +184,7 @@ class PriceCatalog(BaseModel):
             key=lambda p: -len(p[0]))
         self._resolved = {}
         self._sku_cache = {}
+        self._canonical = {}
         return self
 
     # -- loading -------------------------------------------------------------------------
@@ -223,6 +234,38 @@ class PriceCatalog(BaseModel):
             if c in self._names:
                 return self._names[c]
         return None
+
+    def canonical_model(self, model: str, provider: str | None = None, model_group: str | None = None) -> str:
+        """The model name series and budgets are keyed by, so one model is one series however it is spelled.
+
+        A leading ``provider/`` segment is dropped (``openai/gpt-4o`` is ``gpt-4o``) when it names a
+        provider (:data:`PROVIDER_PREFIXES`, or the event's own provider); a deployment name the catalog
+        does not know gives way to its gateway model group when the catalog knows that
+        (``azure/prod-eastus-4o`` in group ``gpt-4o`` is ``gpt-4o``). Snapshot suffixes are kept.
+
+        >>> cat = PriceCatalog.load()
+        >>> cat.canonical_model("openai/gpt-4o"), cat.canonical_model("azure/prod-4o", "azure", "gpt-4o")
+        ('gpt-4o', 'gpt-4o')
+        >>> cat.canonical_model("meta-llama/Llama-3.1-8B"), cat.canonical_model("hosted_vllm/meta-llama/Llama-3.1-8B")
+        ('meta-llama/Llama-3.1-8B', 'meta-llama/Llama-3.1-8B')
+        """
+        key = (model, provider, model_group)
+        hit = self._canonical.get(key)
+        if hit is not None:
+            return hit
+        name = model.strip()
+        if "/" in name:
+            first, rest = name.split("/", 1)
+            low = first.lower()
+            if rest and (low in PROVIDER_PREFIXES or (provider is not None and low == provider.lower())):
+                name = rest
+        group = model_group.strip() if isinstance(model_group, str) else ""
+        if group and group != name and self.resolve_model(name) is None and self.resolve_model(group) is not None:
+            name = group
+        if len(self._canonical) > 50_000:
+            self._canonical.clear()
+        self._canonical[key] = name or model
+        return name or model
 
     def model_price(self, model: str, ts: datetime) -> ModelPrice | None:
         """The price in effect at ``ts`` (UTC), or ``None`` (unknown model, or before its first price)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from schemas.allocation import AllocationRules
@@ -53,6 +54,44 @@ def _epoch(v: Any) -> Any:
 EventTime = Annotated[datetime, BeforeValidator(_epoch), AfterValidator(_utc)]
 
 
+def _lenient_text(v: Any) -> Any:
+    """Optional text fields: a number is its text, anything else that is not text means "absent"."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return str(v)
+    return None
+
+
+def as_json_object(v: Any) -> Any:
+    """Optional object fields: a JSON string that holds an object is that object; other non-objects are absent."""
+    if isinstance(v, (str, bytes)):
+        try:
+            v = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return None
+    return v if isinstance(v, dict) else None
+
+
+def _json_list(v: Any) -> Any:
+    """Optional list fields: a JSON string holding a list is that list, one plain string a list of it."""
+    if isinstance(v, str):
+        try:
+            doc = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return [v]
+        return doc if isinstance(doc, list) else [v]
+    return v if isinstance(v, list) else None
+
+
+#: Optional text, parsed leniently: one badly typed optional field must not drop an event's cost.
+LenientText = Annotated[str | None, BeforeValidator(_lenient_text)]
+#: Optional JSON object, parsed leniently (LiteLLM logs ``spend_logs_metadata`` as the client sent it).
+LenientObject = Annotated[dict[str, Any] | None, BeforeValidator(as_json_object)]
+#: Optional list, parsed leniently.
+LenientList = Annotated[list[Any] | None, BeforeValidator(_json_list)]
+
+
 @dataclass(slots=True)
 class LlmUsage:
     """One LLM call in normalised form, before pricing and allocation.
@@ -71,6 +110,9 @@ class LlmUsage:
     latency_ms: float | None = None
     request_id: str | None = None
     tags: Mapping[str, Any] = field(default_factory=dict)
+    model_group: str | None = None  # the gateway's name for a deployment group (LiteLLM Router/proxy)
+    failed: bool = False  # the call failed: counted in failed_requests, not as an inference
+    cache_hit: bool = False  # answered from a response cache: counted in cache_hit_requests
 
 
 def latency_between(start: datetime | None, end: datetime | None) -> float | None:
@@ -104,19 +146,23 @@ def fast_record(**values: Any) -> CostRecord:
 def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:
     """Price (unless the event brought its cost) and allocate one LLM call.
 
-    The inputs are already validated, so the record is built without validating again.
+    The model name is made canonical first (:meth:`PriceCatalog.canonical_model`), so pricing,
+    allocation keys and budgets see one name per model. The inputs are already validated, so the
+    record is built without validating again.
     """
+    model = catalog.canonical_model(u.model, u.provider, u.model_group)
     cost = u.cost_usd
     if cost is None:
-        cost = catalog.llm_cost(u.model, u.ts, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+        cost = catalog.llm_cost(model, u.ts, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
                                 cache_read_tokens=u.cache_read_tokens,
                                 cache_write_tokens=u.cache_write_tokens)
-    provider = u.provider or catalog.provider_of(u.model) or UNKNOWN
-    a = rules.allocate(u.tags, model=u.model)
+    provider = u.provider or catalog.provider_of(model) or UNKNOWN
+    a = rules.allocate(u.tags, model=model)
     return fast_record(
         ts=u.ts, source="llm", team=a.team, feature=a.feature, customer=a.customer, model=a.model,
         environment=a.environment, tier=a.tier, provider=provider[:64],
         cost_usd=cost if cost is not None else 0.0, priced=cost is not None, requests=1,
+        failed_requests=int(u.failed), cache_hit_requests=int(u.cache_hit),
         input_tokens=u.input_tokens, output_tokens=u.output_tokens,
         cache_read_tokens=u.cache_read_tokens, cache_write_tokens=u.cache_write_tokens,
         latency_ms=u.latency_ms, request_id=u.request_id, format=fmt)
@@ -150,5 +196,5 @@ def split_kv_tags(tags: list[Any] | None) -> dict[str, str]:
     return out
 
 
-__all__ = ["Count", "EventTime", "LlmUsage", "MAX_TOKENS", "Money", "fast_record", "latency_between", "llm_record",
-           "merged_tags", "split_kv_tags"]
+__all__ = ["Count", "EventTime", "LenientList", "LenientObject", "LenientText", "LlmUsage", "MAX_TOKENS", "Money",
+           "as_json_object", "fast_record", "latency_between", "llm_record", "merged_tags", "split_kv_tags"]
