@@ -98,10 +98,26 @@ def test_long_values_are_truncated(rules: AllocationRules) -> None:
 
 def test_shipped_rules() -> None:
     rules = AllocationRules.load()
-    a = rules.allocate({"namespace": "team-fraud", "api_key_alias": "scoring-prod", "end_user": "cust-1"})
+    a = rules.allocate({"namespace": "team-fraud", "key.alias": "feature-scoring--prod", "end_user": "cust-1"})
     assert (a.team, a.feature, a.customer, a.tier) == ("fraud", "scoring", "cust-1", "production")
     b = rules.allocate({"namespace": "jupyter-bob", "environment": "dev"})
     assert (b.team, b.tier, b.environment) == ("research", "sandbox", "dev")
+
+
+@pytest.mark.parametrize("alias, feature", [
+    ("feature-chat", "chat"), ("feature-chat--prod-1", "chat"), ("feature-ticket-triage", "ticket-triage"),
+    ("svc-search-prod", "unknown"), ("assistant-prod-key", "unknown"), ("search-batch", "unknown"),
+    ("featurechat", "unknown"), ("feature-", "unknown")])
+def test_shipped_rules_take_a_feature_only_from_a_declared_key_alias_pattern(alias: str, feature: str) -> None:
+    assert AllocationRules.load().allocate({"key.alias": alias}).feature == feature
+
+
+def test_shipped_rules_the_keys_team_beats_a_request_team_tag() -> None:
+    rules = AllocationRules.load()
+    assert rules.allocate({"team": "ads", "key.team_alias": "search", "key.team_id": "t-1"}).team == "search"
+    assert rules.allocate({"team": "ads", "key.team_id": "t-1"}).team == "t-1"
+    assert rules.allocate({"team": "ads"}).team == "ads"  # no key team: the tag decides
+    assert AllocationRules.load().tag_keys["team"][:2] == ["key.team_alias", "key.team_id"]
 
 
 def test_rules_through_the_normalizer(rules: AllocationRules) -> None:

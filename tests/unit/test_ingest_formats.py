@@ -80,9 +80,10 @@ def test_litellm_uses_response_cost(normalizer: Normalizer) -> None:
     assert (r.input_tokens, r.cache_read_tokens, r.output_tokens) == (1200 - 1024, 1024, 189)
     assert r.latency_ms == pytest.approx(1500.0)
     assert r.ts == datetime(2026, 1, 5, 10, 0, 0, 512000, tzinfo=timezone.utc)
-    # team alias of the virtual key; feature from the key alias rule; customer from spend_logs_metadata
+    # team alias of the virtual key; no feature (alias "assistant-prod-key" follows no declared
+    # pattern, so none is guessed); customer from spend_logs_metadata
     assert (r.team, r.feature, r.customer, r.environment, r.tier) == (
-        "search", "assistant", "acme", "staging", "pilot")
+        "search", "unknown", "acme", "staging", "pilot")
     assert r.provider == "openai" and r.format == "litellm"
 
 
