@@ -1,0 +1,159 @@
+"""Approver groups from YAML: members (Slack user ids and/or names), how much each may approve, escalation chain.
+
+>>> a = Approvers.from_yaml_text('''
+... groups:
+...   search-leads:
+...     max_usd: 1000
+...     members: [U01ALICE, {name: bob, max_usd: 200}]
+...     next: finance
+...   finance:
+...     max_usd: unlimited
+...     members: [{slack: U02CARL, name: carl}]
+... ''')
+>>> a.authorise("U01ALICE", "search-leads", 900.0) is None, a.authorise("bob", "search-leads", 500.0)
+(True, 'bob may approve at most 200 USD in search-leads; this request is 500 USD')
+>>> a.authorise("carl", "search-leads", 10.0)
+'carl is not a member of approver group search-leads'
+>>> a.authorise("carl", "finance", 1e9) is None, a.next_group("search-leads"), a.next_group("finance")
+(True, 'finance', None)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from schemas.yamlconf import ConfigError, load_yaml_file, load_yaml_text
+
+__all__ = ["Approvers", "ApproversFile", "ConfigError", "DEFAULT_APPROVERS_PATH", "Group", "Member"]
+
+DEFAULT_APPROVERS_PATH = Path(__file__).with_name("approvers.yaml")
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+Limit = float | Literal["unlimited"]
+
+
+def _err(loc: tuple, msg: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("approvers", "{msg}", {"msg": msg}), loc=loc, input=None)
+
+
+class Member(BaseModel):
+    """An approver: a Slack user id, a name, or both; ``max_usd`` overrides the group's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slack: str | None = Field(None, description="Slack user id, e.g. U012AB3CD")
+    name: str | None = Field(None, min_length=1, max_length=128)
+    max_usd: Limit | None = Field(None, description="most this member may approve; default: the group's")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        if isinstance(data, str):  # a bare string: a Slack id if it looks like one, else a name
+            return {"slack": data} if _SLACK_ID.match(data) else {"name": data}
+        return data
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, v: str | None) -> str | None:
+        if v is not None and not _SLACK_ID.match(v):
+            raise ValueError("a Slack user id looks like U012AB3CD")
+        return v
+
+    @model_validator(mode="after")
+    def _someone(self) -> "Member":
+        if self.slack is None and self.name is None:
+            raise ValueError("give slack (a user id) and/or name")
+        return self
+
+    def is_user(self, user: str) -> bool:
+        return user == self.slack or (self.name is not None and user.casefold() == self.name.casefold())
+
+    @property
+    def label(self) -> str:
+        return self.name or self.slack or "?"
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str | None = None
+    max_usd: Limit = Field(description="most a member may approve (a number or `unlimited`)")
+    members: list[Member] = Field(min_length=1)
+    next: str | None = Field(None, description="the group a timed-out request escalates to")
+
+
+class ApproversFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | str = 1
+    groups: dict[str, Group] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _chain(self) -> "ApproversFile":
+        errors = []
+        for name, g in self.groups.items():
+            if g.next is not None and g.next not in self.groups:
+                errors.append(_err(("groups", name, "next"), f"unknown group {g.next!r}; known: {', '.join(self.groups)}"))
+                continue
+            seen, cur = {name}, g.next
+            while cur is not None and cur in self.groups:
+                if cur in seen:
+                    errors.append(_err(("groups", name, "next"), f"escalation chain from {name} loops back to {cur}"))
+                    break
+                seen.add(cur)
+                cur = self.groups[cur].next
+        if errors:
+            raise ValidationError.from_exception_data("ApproversFile", errors)
+        return self
+
+
+class Approvers:
+    """Who may approve what. ``authorise`` returns ``None`` (allowed) or the reason for a refusal."""
+
+    __slots__ = ("groups", "source")
+
+    def __init__(self, conf: ApproversFile, source: str = "<memory>") -> None:
+        self.groups = dict(conf.groups)
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Approvers":
+        p = Path(path) if path else DEFAULT_APPROVERS_PATH
+        return cls(load_yaml_file(p, ApproversFile), str(p))
+
+    @classmethod
+    def from_yaml_text(cls, text: str, source: str = "<string>") -> "Approvers":
+        return cls(load_yaml_text(text, ApproversFile, source=source), source)
+
+    def names(self) -> list[str]:
+        return list(self.groups)
+
+    def next_group(self, group: str) -> str | None:
+        g = self.groups.get(group)
+        return g.next if g else None
+
+    def member(self, user: str, group: str) -> Member | None:
+        g = self.groups.get(group)
+        return next((m for m in g.members if m.is_user(user)), None) if g else None
+
+    def limit(self, user: str, group: str) -> float | None:
+        """The most ``user`` may approve in ``group`` (``inf`` for unlimited; ``None``: not a member)."""
+        m = self.member(user, group)
+        if m is None:
+            return None
+        lim = m.max_usd if m.max_usd is not None else self.groups[group].max_usd
+        return float("inf") if lim == "unlimited" else float(lim)
+
+    def authorise(self, user: str, group: str, amount_usd: float) -> str | None:
+        if group not in self.groups:
+            return f"approver group {group} is not defined in {self.source}"
+        lim = self.limit(user, group)
+        if lim is None:
+            return f"{user} is not a member of approver group {group}"
+        if amount_usd > lim:
+            return f"{user} may approve at most {lim:g} USD in {group}; this request is {amount_usd:g} USD"
+        return None
