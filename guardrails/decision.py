@@ -23,7 +23,7 @@ transitions become decisions too (:func:`decision_for_transition`).
 ('grant', 40.0, 15, 40.0)
 >>> again = decide(ov, p, DecisionContext(now=t, granted_usd=40.0, granted_by_rule={"small": 40.0}))
 >>> again.decision.action, again.decision.amount_usd, again.decision.reason
-('grant', 0.0, 'already covered by active grants')
+('grant', 0.0, 'nothing to cover: spend and forecast are within the cap and active grants')
 >>> later = decide(ov.model_copy(update={"forecast_usd": 200.0}), p,
 ...                DecisionContext(now=t, granted_usd=40.0, granted_by_rule={"small": 100.0}))
 >>> later.rule, later.decision.action, later.approval.amount_usd, later.approval.group

@@ -28,6 +28,8 @@ from schemas.overrun import Overrun
 __all__ = ["Action", "DecisionContext", "Effect", "OnTimeout", "actions", "uncovered_usd"]
 
 EndOfPeriod = Literal["end_of_period"]
+#: The reason on a zero grant: spend and forecast fit in the cap plus active grants.
+NOTHING_TO_COVER = "nothing to cover: spend and forecast are within the cap and active grants"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,7 @@ class AutoApprove(Action):
             want = min(want, room)
         return Effect("grant", amount_usd=round(want, 2), expires_at=_expiry(s.expires, ov, ctx.now, True),
                       grant_kind="period",
-                      reason=None if want > 0 else "already covered by active grants")
+                      reason=None if want > 0 else NOTHING_TO_COVER)
 
     def describe(self) -> str:
         s = self.spec
@@ -209,6 +211,8 @@ class Escalate(Action):
     """Ask an approver group: create an approval request for the uncovered overrun (or a fixed
     amount) with a deadline; on timeout it expires, is approved or denied, or goes to the next
     group (``escalate``: the group's ``next`` in approvers.yaml, or ``{escalate: GROUP}``).
+    When active grants already cover the overrun there is nothing to approve: a zero grant is
+    recorded instead of a request.
 
     ```yaml
     then: {action: escalate, to: finance-approvers, deadline: 4h, on_timeout: {escalate: cfo}}
@@ -226,6 +230,9 @@ class Escalate(Action):
     def apply(self, ov: Overrun, ctx: DecisionContext, rule: str) -> Effect | str:
         s = self.spec
         amount = uncovered_usd(ov, ctx.granted_usd) if s.amount_usd == "overrun" else float(s.amount_usd)
+        if amount <= 0:  # a crossing with the forecast inside the cap (and grants): no one needs to approve $0
+            return Effect("grant", amount_usd=0.0, expires_at=_expiry(s.expires, ov, ctx.now, True), grant_kind="period",
+                          reason=NOTHING_TO_COVER)
         return Effect("escalated", amount_usd=round(amount, 2), group=s.to, deadline=ctx.now + s.deadline,
                       on_timeout=s.on_timeout, grant_expires=None if s.expires == "end_of_period" else s.expires)
 
@@ -328,7 +335,8 @@ class ExpandBudgetSpec(BaseModel):
 @actions.register("expand_budget")
 class ExpandBudget(Action):
     """Raise the cap for good (a pilot that met its goal): a grant with no expiry, to ``cap_usd``
-    or by ``by_usd`` / ``by_pct``. Expansions already granted count towards ``cap_usd``.
+    or by ``by_usd`` / ``by_pct``, once per budget and rule (expansions already granted count
+    towards ``cap_usd``; ``by_*`` does not apply a second time).
 
     ```yaml
     then: {action: expand_budget, by_pct: 50}
@@ -342,8 +350,11 @@ class ExpandBudget(Action):
 
     def apply(self, ov: Overrun, ctx: DecisionContext, rule: str) -> Effect | str:
         s = self.spec
+        already = ctx.granted_by_rule.get(rule, 0.0)
+        if s.cap_usd is None and already > 0:
+            return f"already expanded by {already:g} USD by this rule"
         if s.cap_usd is not None:
-            amount = s.cap_usd - ov.cap_usd - ctx.granted_by_rule.get(rule, 0.0)
+            amount = s.cap_usd - ov.cap_usd - already
         elif s.by_usd is not None:
             amount = s.by_usd
         else:
