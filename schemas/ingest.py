@@ -29,11 +29,15 @@ from schemas.pricing import PriceCatalog
 from schemas.sources import FORMATS, FORMATS_BY_SOURCE, detect_format
 from schemas.sources.otel import split_otlp
 
-__all__ = ["MAX_MESSAGE_BYTES", "Normalizer", "SOURCES", "llm_to_cost", "parse_event", "parse_message",
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_REJECTS_PER_MESSAGE", "Normalizer", "SOURCES", "llm_to_cost", "parse_event", "parse_message",
            "split_envelope"]
 
 #: Messages larger than this are rejected whole (a producer bug, not usage).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+#: Rejected events of one message dead-lettered one by one; the rest become one summary dead letter.
+MAX_REJECTS_PER_MESSAGE = 100
+#: Distinct reasons named in a summary (the commonest; the others are counted together).
+SUMMARY_REASONS = 20
 SOURCES: tuple[str, ...] = ("llm", "gpu", "billing")
 
 
@@ -64,6 +68,9 @@ class Normalizer:
     """Validate, price and allocate usage events. Build once; ``parse`` is the hot path.
 
     ``catalog`` and ``rules`` default to the shipped ``prices.yaml`` and ``allocation.yaml``.
+    One message yields at most ``max_rejects_per_message`` individual rejections; further bad events
+    of that message are summarised in one more rejection (counts by reason, the rejected events as
+    one JSON array in ``raw``), so a hostile envelope cannot flood the dead-letter path.
     ``stats`` counts ``records``, ``rejected``, ``unpriced``, ``format.<name>`` (records per
     format), ``otel_spans_skipped`` and ``internal_errors``.
 
@@ -78,11 +85,15 @@ class Normalizer:
 
     def __init__(self, catalog: PriceCatalog | None = None, rules: AllocationRules | None = None, *,
                  max_message_bytes: int = MAX_MESSAGE_BYTES,
-                 max_future_skew: timedelta = MAX_FUTURE_SKEW) -> None:
+                 max_future_skew: timedelta = MAX_FUTURE_SKEW,
+                 max_rejects_per_message: int = MAX_REJECTS_PER_MESSAGE) -> None:
+        if max_rejects_per_message < 1:
+            raise ValueError("max_rejects_per_message must be >= 1")
         self.catalog = catalog if catalog is not None else PriceCatalog.load()
         self.rules = rules if rules is not None else AllocationRules.load()
         self.max_message_bytes = max_message_bytes
         self.max_future_skew = max_future_skew
+        self.max_rejects_per_message = max_rejects_per_message
         self.stats: Counter[str] = Counter()
 
     # -- one event -----------------------------------------------------------------------
@@ -119,25 +130,34 @@ class Normalizer:
         records: list[CostRecord] = []
         rejects: list[Rejection] = []
         stats = self.stats
+        cap = self.max_rejects_per_message
+        rest: list[Any] = []  # rejected beyond the cap: summarised, not dead-lettered one by one
+        rest_reasons: Counter[str] = Counter()
         for i, item in enumerate(items):
             try:
                 rec = self.parse_event(source, item, default_format=default_format, now=now)
-            except ValueError as err:
-                rejects.append(Rejection(reason=str(err), index=i if envelope else None,
-                                         raw=_dumps(item) if envelope or not raw else raw))
-                continue
-            except Exception as err:  # a bug must not stop the stream: dead-letter and count it
-                stats["internal_errors"] += 1
-                rejects.append(Rejection(reason=f"internal error ({type(err).__name__}): {err}"[:500],
-                                         index=i if envelope else None,
-                                         raw=_dumps(item) if envelope or not raw else raw))
+            except Exception as err:  # a bug must not stop the stream either: dead-letter and count it
+                if isinstance(err, ValueError):
+                    reason = str(err)
+                else:
+                    stats["internal_errors"] += 1
+                    reason = f"internal error ({type(err).__name__}): {err}"[:500]
+                if len(rejects) < cap:
+                    rejects.append(Rejection(reason=reason, index=i if envelope else None,
+                                             raw=_dumps(item) if envelope or not raw else raw))
+                else:
+                    rest.append(item)
+                    rest_reasons[reason[:200]] += 1
                 continue
             records.append(rec)
             stats["format." + (rec.format or "unknown")] += 1
             if not rec.priced:
                 stats["unpriced"] += 1
+        if rest:
+            rejects.append(_summary(rest, rest_reasons, cap))
+            stats["rejects_summarised"] += len(rest)
         stats["records"] += len(records)
-        stats["rejected"] += len(rejects)
+        stats["rejected"] += len(rejects) - bool(rest) + len(rest)
         return records, rejects
 
     def parse(self, source: str, value: bytes | None) -> tuple[list[CostRecord], list[Rejection]]:
@@ -173,6 +193,17 @@ class Normalizer:
     def _whole(self, reason: str, raw: bytes) -> tuple[list[CostRecord], list[Rejection]]:
         self.stats["rejected"] += 1
         return [], [Rejection(reason=reason, raw=raw)]
+
+
+def _summary(rest: list[Any], reasons: Counter[str], cap: int) -> Rejection:
+    """One rejection for the bad events past the cap: how many, why (commonest reasons first), and the
+    events themselves as one JSON array (replayable as an envelope once fixed)."""
+    named = reasons.most_common(SUMMARY_REASONS)
+    others = sum(reasons.values()) - sum(c for _, c in named)
+    by_reason = "; ".join(f"{r}: {c}" for r, c in named) + (f"; other reasons: {others}" if others else "")
+    return Rejection(reason=f"{len(rest)} more rejected events in this message (after the first {cap}, "
+                            f"summarised here, not dead-lettered one by one); by reason: {by_reason}",
+                     raw=_dumps(rest))
 
 
 @lru_cache(maxsize=1)
