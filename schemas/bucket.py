@@ -19,7 +19,7 @@ from schemas.events import UtcDatetime
 
 #: Metrics a bucket can be scored on; ``None`` from :meth:`Bucket.metric` means "not defined here".
 METRICS: tuple[str, ...] = ("spend", "cost_per_inference", "tokens_per_request", "cost_per_1k_tokens",
-                            "idle_gpu_cost", "unpriced_share", "unallocated_share")
+                            "idle_gpu_cost", "unpriced_share", "unallocated_share", "failure_rate")
 
 
 class Bucket(BaseModel):
@@ -29,6 +29,8 @@ class Bucket(BaseModel):
     spend_usd: float = 0.0
     requests: int = 0
     unpriced_requests: int = 0
+    failed_requests: int = 0  # of requests: calls that failed (a retry storm shows in failure_rate)
+    cache_hit_requests: int = 0  # of requests: answered from a response cache, at no provider cost
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -43,6 +45,11 @@ class Bucket(BaseModel):
     @property
     def end(self) -> datetime:
         return self.start + timedelta(seconds=self.seconds)
+
+    @property
+    def inferences(self) -> int:
+        """Requests a provider answered: failures and cache hits are not inferences (they cost ~0)."""
+        return max(self.requests - self.failed_requests - self.cache_hit_requests, 0)
 
     @property
     def tokens(self) -> int:
@@ -60,10 +67,13 @@ class Bucket(BaseModel):
             return sum(v for k, v in self.children.items() if k.startswith("team=unallocated")) / self.spend_usd
         if self.requests < min_requests:
             return None
-        if name == "cost_per_inference":
-            return self.spend_usd / self.requests
-        if name == "tokens_per_request":
-            return self.tokens / self.requests
+        if name in ("cost_per_inference", "tokens_per_request"):
+            n = self.inferences
+            if n < min_requests:
+                return None
+            return (self.spend_usd if name == "cost_per_inference" else self.tokens) / n
+        if name == "failure_rate":
+            return self.failed_requests / self.requests
         if name == "unpriced_share":
             return self.unpriced_requests / self.requests
         if name == "cost_per_1k_tokens":

@@ -46,7 +46,8 @@ def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
 
 
 _SUMS = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
-         "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd")
+         "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "failed_requests",
+         "cache_hit_requests")
 _N = len(_SUMS)
 _UNPRICED, _RECORDS = _N, _N + 1
 
@@ -128,6 +129,7 @@ class OpenBuckets:
             key=self.key, start=datetime.fromtimestamp(start, tz=timezone.utc), seconds=self.seconds,
             spend_usd=row[0], requests=int(row[1]), input_tokens=int(row[2]), output_tokens=int(row[3]),
             cache_read_tokens=int(row[4]), cache_write_tokens=int(row[5]), gpu_seconds=row[6],
-            idle_gpu_seconds=row[7], idle_cost_usd=row[8], unpriced_requests=int(row[_UNPRICED]),
+            idle_gpu_seconds=row[7], idle_cost_usd=row[8], failed_requests=int(row[9]),
+            cache_hit_requests=int(row[10]), unpriced_requests=int(row[_UNPRICED]),
             records=int(row[_RECORDS]), late=late, children=children or {},
         )
