@@ -1,0 +1,1 @@
+"""Slack: Block Kit messages for incidents, routing, the outbox and its delivery loop, interactivity."""
