@@ -151,6 +151,8 @@ def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRu
     record is built without validating again.
     """
     model = catalog.canonical_model(u.model, u.provider, u.model_group)
+    if u.cache_hit:  # a cached answer used no provider tokens (LiteLLM logs the original call's counts)
+        u.input_tokens = u.output_tokens = u.cache_read_tokens = u.cache_write_tokens = 0
     cost = u.cost_usd
     if cost is None:
         cost = catalog.llm_cost(model, u.ts, input_tokens=u.input_tokens, output_tokens=u.output_tokens,

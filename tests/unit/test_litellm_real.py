@@ -52,7 +52,7 @@ def expected(p: dict[str, Any]) -> dict[str, Any]:
         "customer": slm.get("customer") or (str(p["end_user"]) if p.get("end_user") not in (None, "") else "unknown"),
         "model": model, "cost_usd": pytest.approx(cost, rel=1e-9, abs=1e-15), "priced": True,
         "requests": 1, "failed_requests": int(failed), "cache_hit_requests": int(hit),
-        "output_tokens": p["completion_tokens"],
+        "output_tokens": 0 if hit else p["completion_tokens"],  # a cache hit used no provider tokens
     }
 
 
