@@ -75,9 +75,13 @@ def record_hash(rec: AuditRecord) -> str:
     return hashlib.sha256(rec.body()).hexdigest()
 
 
-def append(prev: AuditRecord | None, entry: AuditEntry) -> AuditRecord:
-    """The record that follows ``prev`` (``None``: the first) with ``entry``'s content."""
-    seq, prev_hash = (1, GENESIS) if prev is None else (prev.seq + 1, prev.hash)
+def append(prev: AuditRecord | tuple[int, str] | None, entry: AuditEntry) -> AuditRecord:
+    """The record that follows ``prev`` (a record, or the stored head's (seq, hash); ``None``: the first)."""
+    if isinstance(prev, tuple):
+        prev_seq, prev_h = prev
+    else:
+        prev_seq, prev_h = (0, GENESIS) if prev is None else (prev.seq, prev.hash)
+    seq, prev_hash = prev_seq + 1, prev_h
     rec = AuditRecord(**entry.model_dump(), seq=seq, prev_hash=prev_hash)
     return rec.model_copy(update={"hash": record_hash(rec)})
 

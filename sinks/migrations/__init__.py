@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
@@ -51,12 +51,13 @@ def current_revision(database_url: str) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
-        engine.dispose()
+        if engine is not database_url:
+            engine.dispose()
 
 
-def upgrade(database_url: str, revision: str = "head") -> str:
-    """Migrate ``database_url`` to ``revision`` (default the newest); returns the revision it is at."""
-    engine = _engine(database_url)
+def upgrade(database_url: str | Engine, revision: str = "head") -> str:
+    """Migrate ``database_url`` (or an engine) to ``revision`` (default the newest); returns the revision."""
+    engine = database_url if isinstance(database_url, Engine) else _engine(database_url)
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -66,4 +67,5 @@ def upgrade(database_url: str, revision: str = "head") -> str:
             command.upgrade(cfg, revision)
             return MigrationContext.configure(conn).get_current_revision() or ""
     finally:
-        engine.dispose()
+        if engine is not database_url:
+            engine.dispose()
