@@ -41,17 +41,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
+    _drop_all(POSTGRES_URL)  # a clean schema per test
+    yield POSTGRES_URL
+    _drop_all(POSTGRES_URL)
+
+
+def _drop_all(url: str) -> None:
+    """Drop the store's tables: sinks.store's, the guardrail tables and Alembic's version table."""
     import sqlalchemy as sa
 
+    from sinks.guardrail_tables import GuardrailBase
     from sinks.store import Base
 
-    engine = sa.create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)  # a clean schema per test
-    engine.dispose()
-    yield POSTGRES_URL
-    engine = sa.create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    engine = sa.create_engine(url)
+    try:
+        Base.metadata.drop_all(engine)
+        GuardrailBase.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
 
 
 #: End-to-end tests run a real broker and worker processes on 2 shared cores; under load Faust's
