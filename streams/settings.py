@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")
     allocation_rules: str | None = Field(None, description="allocation rules YAML; unset = the shipped allocation.yaml")
     budgets: str | None = Field(None, description="budgets YAML; unset = the shipped guardrails/budgets.yaml")
+    policy: str | None = Field(None, description="guardrail policy YAML; unset = the shipped guardrails/policy.yaml")
+    approvers: str | None = Field(None, description="approver groups YAML; unset = the shipped guardrails/approvers.yaml")
     slack_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
 

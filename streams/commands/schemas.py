@@ -10,13 +10,17 @@ import argparse
 import json
 from pathlib import Path
 
+from schemas.decision import decision_json_schema
+from schemas.overrun import overrun_json_schema
 from schemas.sources import FORMATS, json_schemas
 
 
 def export(args: argparse.Namespace) -> int:
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    contracts = {"guardrail.overruns.schema.json": overrun_json_schema(),
+                 "guardrail.decisions.schema.json": decision_json_schema()}
+    for name, schema in {**json_schemas(), **contracts}.items():
         (out / name).write_text(json.dumps(schema, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         print(out / name)
     return 0
