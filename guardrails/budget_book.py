@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule
-from schemas.cost import KEY_FIELDS, AllocationKey
+from schemas.cost import KEY_FIELDS, AllocationKey, Source
 from schemas.events import UNKNOWN
 from schemas.yamlconf import ConfigError, load_yaml_file, load_yaml_text
 
@@ -56,6 +56,9 @@ MATCH_FIELDS: tuple[str, ...] = (*KEY_FIELDS, "tier")
 DEFAULT_TIERS: tuple[str, ...] = ("sandbox", "pilot", "production")
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.8, 1.0)
 DEFAULT_PERIOD: Period = "month"
+#: Usage a budget counts unless it says otherwise: metered LLM and GPU spend, not invoice rows (FOCUS
+#: billing restates the same calls hours later; a budget that counts both would count them twice).
+DEFAULT_SOURCES: tuple[str, ...] = ("llm", "gpu")
 #: Memoised ``matching`` results kept before the cache is cleared (bounded memory).
 CACHE_SIZE = 65_536
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -139,6 +142,9 @@ class BudgetSettings(BaseModel):
     thresholds: list[float] | None = Field(None, description="fractions of the cap, e.g. [0.5, 0.8, 1.0]")
     owner: str | None = Field(None, min_length=1)
     approvers: StrOrList | None = None
+    sources: list[Source] | None = Field(
+        None, min_length=1, description="which usage counts: llm and gpu (metered, the default) and/or billing "
+                                        "(invoice rows, which restate metered usage: count one or the other)")
 
     @field_validator("rules")
     @classmethod
@@ -289,6 +295,7 @@ class BudgetSpec:
     approvers: tuple[str, ...] = ()
     name: str | None = None
     level: int = 0  # 0 for a budget without a parent, parent's level + 1 otherwise
+    sources: tuple[str, ...] = DEFAULT_SOURCES  # usage sources whose spend counts (see BudgetSettings.sources)
 
     def matches(self, values: Sequence[str]) -> bool:
         """Whether a key's values (in :data:`MATCH_FIELDS` order) fall in the scope."""
@@ -336,7 +343,7 @@ def _resolve(conf: BudgetsFile) -> tuple[BudgetSpec, ...]:
             thresholds=tuple(thresholds) if thresholds is not None else DEFAULT_THRESHOLDS,
             scope=tuple((d, tuple(sorted(scope[d]))) for d in MATCH_FIELDS if d in scope),
             parent=b.parent, tier=b.tier, owner=pick("owner"), approvers=_names(pick("approvers")) or (),
-            name=b.name, level=level(b)))
+            name=b.name, level=level(b), sources=tuple(pick("sources") or DEFAULT_SOURCES)))
     return tuple(specs)
 
 

@@ -5,15 +5,13 @@
 ...            seconds=60, spend_usd=1.5, requests=10)
 >>> b.metric("cost_per_inference"), b.metric("spend"), b.end.minute
 (0.15, 1.5, 1)
->>> load_buckets(dump_buckets([b, b])) == [b, b]
-True
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from schemas.events import UtcDatetime
 
@@ -81,13 +79,28 @@ class Bucket(BaseModel):
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
 
 
-_BUCKET_LIST = TypeAdapter(list[Bucket])
+class BucketBatch(BaseModel):
+    """A ``buckets`` topic message: the buckets one key closed at once, numbered per key.
+
+    ``(key, seq)`` is the message's origin: the aggregate agent numbers its emissions per key and
+    re-emits the very same batch under the same number after a crash, so a consumer that keeps
+    the newest ``seq`` it applied per key applies each batch exactly once.
+
+    >>> from datetime import datetime, timezone
+    >>> b = Bucket(key="team=a", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc), seconds=60, spend_usd=1.5)
+    >>> batch = load_batch(dump_batch("team=a", 7, [b]))
+    >>> batch.seq, batch.buckets == [b]
+    (7, True)
+    """
+
+    key: str
+    seq: int
+    buckets: list[Bucket]
 
 
-def dump_buckets(buckets: list[Bucket]) -> bytes:
-    """A ``buckets`` topic message: the JSON array of buckets one key closed at once."""
-    return _BUCKET_LIST.dump_json(buckets)
+def dump_batch(key: str, seq: int, buckets: list[Bucket]) -> bytes:
+    return BucketBatch(key=key, seq=seq, buckets=buckets).model_dump_json().encode()
 
 
-def load_buckets(value: bytes) -> list[Bucket]:
-    return _BUCKET_LIST.validate_json(value)
+def load_batch(value: bytes) -> BucketBatch:
+    return BucketBatch.model_validate_json(value)

@@ -1,5 +1,8 @@
 """Score one closed bucket on every configured metric: the detect agent and offline replay share this.
 
+Each series' state carries the ``seq`` of the last bucket batch it learnt from, so a batch
+delivered twice teaches no baseline twice (root-cause baselines included).
+
 >>> from datetime import datetime, timedelta, timezone
 >>> scorer, state = BucketScorer(Settings(_env_file=None, detector="ew_zscore")), {}
 >>> t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -7,9 +10,11 @@
 >>> for i in range(60):
 ...     cost = 0.10 if i < 50 else 0.50  # cost per call jumps 5x at minute 50
 ...     b = Bucket(key="team=a", start=t0 + timedelta(minutes=i), seconds=60, spend_usd=10 * cost, requests=10)
-...     alerts += scorer.score(b, state.get, state.__setitem__)
+...     alerts += scorer.score(b, i, state.get, state.__setitem__)
 >>> [(a.metric, a.started_at.minute, a.status) for a in alerts]
 [('spend', 50, 'firing'), ('cost_per_inference', 50, 'firing')]
+>>> scorer.score(b, 59, state.get, state.__setitem__)  # the same batch again: already learnt
+[]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from detectors.registry import make_detector
 from schemas.alert import Alert, Contributor
 from schemas.bucket import Bucket
 from streams.settings import Settings
+from streams.state.values import ChildrenState, SeriesState
 
 
 class BucketScorer:
@@ -33,22 +39,25 @@ class BucketScorer:
         s = self.settings
         return SeriesMonitor(make_detector(s.detector), threshold=s.alert_threshold, min_ratio=s.alert_min_ratio)
 
-    def score(self, bucket: Bucket, load: Callable[[str], Any], save: Callable[[str, Any], None]) -> list[Alert]:
-        """Feed ``bucket`` to each metric's monitor (state via ``load``/``save``); return alert transitions."""
+    def score(self, bucket: Bucket, seq: int, load: Callable[[str], Any], save: Callable[[str, Any], None]
+              ) -> list[Alert]:
+        """Feed ``bucket`` (of batch ``seq``) to each metric's monitor, state via ``load``/``save``
+        (:class:`SeriesState`, :class:`ChildrenState`); return the alert transitions."""
         if bucket.late:
             return []  # a correction of a bucket already scored: spend counts it, detection does not
         alerts: list[Alert] = []
+        at = bucket.start.timestamp()  # buckets of one batch share its seq, in start order
         for metric in self.settings.metrics:
             value = bucket.metric(metric, self.settings.min_requests_per_bucket)
             if value is None:
                 continue
             series = f"{bucket.key}#{metric}"
-            last, monitor = load(series) or (None, self.new_monitor())
-            start = bucket.start.timestamp()
-            if last is not None and start <= last:
-                continue  # already scored: a redelivered bucket must not teach the baseline twice
+            state: SeriesState | None = load(series)
+            if state is not None and (state.seq, state.at) >= (seq, at):
+                continue  # already learnt from this bucket (its batch was redelivered)
+            monitor = state.monitor if state is not None else self.new_monitor()
             incident = monitor.observe(bucket.start, value)
-            save(series, (start, monitor))
+            save(series, SeriesState(seq, at, monitor))
             if incident is None:
                 continue
             alerts.append(Alert(
@@ -59,14 +68,18 @@ class BucketScorer:
                 status=incident.status,  # type: ignore[arg-type]
                 severity="critical" if incident.peak_score >= 0.999999 else "warning"))
         if bucket.children:
-            self._root_cause(bucket, alerts, load, save)
+            self._root_cause(bucket, seq, alerts, load, save)
         return alerts
 
-    def _root_cause(self, bucket: Bucket, alerts: list[Alert], load: Callable[[str], Any],
+    def _root_cause(self, bucket: Bucket, seq: int, alerts: list[Alert], load: Callable[[str], Any],
                     save: Callable[[str, Any], None]) -> None:
         """Name a roll-up alert's top children by $ impact against their own baselines, then learn."""
         series = f"{bucket.key}#children"
-        baselines = load(series) or ChildBaselines()
+        state: ChildrenState | None = load(series)
+        at = bucket.start.timestamp()
+        if state is not None and (state.seq, state.at) >= (seq, at):
+            return
+        baselines = state.baselines if state is not None else ChildBaselines()
         firing = [a for a in alerts if a.status == "firing"]
         if firing:
             top = [Contributor(key=c.key, impact_usd=c.impact, observed=c.observed, baseline=c.baseline)
@@ -74,4 +87,4 @@ class BucketScorer:
             for alert in firing:
                 alert.contributors = top
         baselines.learn(bucket.children)
-        save(series, baselines)
+        save(series, ChildrenState(seq, at, baselines))

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from schemas.alert import Alert
-from schemas.bucket import Bucket, load_buckets
+from schemas.bucket import Bucket, load_batch
 from schemas.cost import AllocationKey
 from sinks.store import AlertStore
 from streams.embedded_broker import free_port
@@ -82,10 +82,12 @@ def last_minutes(events: Iterable[dict[str, Any]], rollups: Sequence[Sequence[st
 
 def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[str, datetime],
                      timeout: float, on_progress: Callable[[int, int], None] | None = None) -> list[Bucket]:
-    """Follow the buckets topic until every key's last minute has closed; return all buckets seen."""
+    """Follow the buckets topic until every key's last minute has closed; return every bucket seen, each
+    batch once (a batch re-emitted after a crash carries the same ``(key, seq)``: counted once, as every
+    consumer of the topic does)."""
     reader = TopicReader(bootstrap, BUCKETS_TOPIC)
     done: set[str] = set()
-    buckets: list[Bucket] = []
+    batches: dict[tuple[str, int], list[Bucket]] = {}
     deadline = time.monotonic() + timeout
     try:
         while len(done) < len(last_minute):
@@ -94,18 +96,18 @@ def wait_for_buckets(worker: WorkerProcess, bootstrap: str, last_minute: dict[st
                 raise WorkerFailed(f"timed out: {len(done)}/{len(last_minute)} keys fully processed")
             for value in reader.poll():
                 try:
-                    closed = load_buckets(value)
+                    batch = load_batch(value)
                 except ValueError:  # not the worker's (the agents quarantine such messages)
                     continue
-                for bucket in closed:
-                    buckets.append(bucket)
+                batches.setdefault((batch.key, batch.seq), batch.buckets)
+                for bucket in batch.buckets:
                     if bucket.key in last_minute and bucket.start >= last_minute[bucket.key]:
                         done.add(bucket.key)
             if on_progress:
-                on_progress(len(done), sum(not b.late for b in buckets))
+                on_progress(len(done), sum(not b.late for bs in batches.values() for b in bs))
     finally:
         reader.close()
-    return buckets
+    return [b for bs in batches.values() for b in bs]
 
 
 def wait_for_alerts(worker: WorkerProcess, bootstrap: str, database_url: str, timeout: float,

@@ -1,80 +1,139 @@
-"""Event-time tumbling buckets for one allocation key (pure; its state lives in a Faust table).
+"""Event-time tumbling buckets for one allocation key, closed by the watermarks of the sources feeding it.
 
-A bucket closes once the watermark (latest event time seen, minus the allowed
-lateness) passes its end. A record later than that is not lost: it is summed into a
-correction bucket (``late=True``) emitted at the next close, so spend still counts it
-while detection, which has already scored that minute, skips it.
+Each producer ("source clock": a usage partition and the producer's message key) has its own
+event-time clock. A key remembers the clocks that fed it; its watermark is the slowest of them
+that is not idle, minus the allowed lateness (every one idle: everything may close). So a gateway
+an hour behind another producer closes its own minutes on its own clock, and a roll-up fed by both
+waits for the slower one, or for it to go idle. A record later than that is not lost: it is summed
+into a correction bucket (``late=True``) emitted at the next close, so spend still counts it while
+detection, which has already scored that minute, skips it.
+
+Every decision here is a function of the key's own state and the message being applied (records
+carry their source's clock, punctuations carry clocks and idleness), so a worker that re-reads
+messages after a crash re-emits exactly the same buckets under the same sequence numbers, and
+consumers drop the repeats by ``(key, seq)``.
 
 >>> from datetime import datetime, timezone
->>> ob = OpenBuckets(key="k", seconds=60)
+>>> kw = KeyWindows(key="k", seconds=60)
 >>> t = lambda m, s=0: datetime(2026, 11, 20, 9, m, s, tzinfo=timezone.utc).timestamp()
->>> ob.add({"ts": t(0, 5), "cost_usd": 1.0, "requests": 1})
-True
->>> ob.add({"ts": t(0, 50), "cost_usd": 2.0, "requests": 1})
-True
->>> [(b.start.minute, b.spend_usd, b.requests) for b in ob.close_until(t(1, 30))]
-[(0, 3.0, 2)]
->>> ob.add({"ts": t(0, 59), "cost_usd": 9.0, "requests": 1})  # too late: bucket closed
+>>> kw.add({"ts": t(0, 5), "cost_usd": 1.0, "requests": 1}), kw.add({"ts": t(0, 50), "cost_usd": 2.0})
+(True, True)
+>>> kw.see_clock("gw", t(1, 30))
+>>> [(b.start.minute, b.spend_usd, b.requests) for b in kw.close_due(lateness=30)]
+[(0, 3.0, 1)]
+>>> kw.add({"ts": t(0, 59), "cost_usd": 9.0, "requests": 1})  # too late: bucket closed
 False
->>> [(b.start.minute, b.spend_usd, b.late) for b in ob.close_until(t(1, 30))]
-[(0, 9.0, True)]
+>>> [(b.start.minute, b.spend_usd, b.late) for b in kw.close_due(lateness=30)], kw.emitted
+([(0, 9.0, True)], 2)
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from schemas.bucket import Bucket
 from schemas.cost import CostRecord
-from streams.delivery import already_applied
+
+#: Sums a bucket keeps, in order; a record carries the non-zero ones by name.
+SUMS: tuple[str, ...] = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
+                         "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "failed_requests",
+                         "cache_hit_requests")
+_N = len(SUMS)
+#: Sums a charge period is spread over pro rata (money and GPU time); counts stay on its first piece.
+_SPREAD = ("cost_usd", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd")
+_UNPRICED, _RECORDS = _N, _N + 1
+#: A billing row's charge period is spread over at most this many pieces (a month of minutes would
+#: otherwise open 43,200 buckets for one row).
+MAX_SPREAD = 1440
 
 
 def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
-    """The compact form of a cost record on the ``costs`` topic: event time and what buckets sum
-    (and, for a roll-up key, which child it came from)."""
+    """The compact form of a cost record on the ``costs`` topic: event time, what buckets sum, the charge
+    period's end for a billing row, and, for a roll-up key, which child it came from."""
     d: dict[str, Any] = {"ts": rec.ts.timestamp()}
     if child is not None:
         d["child"] = child
-    for name in _SUMS:
+    for name in SUMS:
         v = getattr(rec, name)
         if v:
             d[name] = v
     if not rec.priced:
         d["priced"] = False
+    if rec.period_end is not None and rec.period_end > rec.ts:
+        d["end"] = rec.period_end.timestamp()
     return d
 
 
-_SUMS = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
-         "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "failed_requests",
-         "cache_hit_requests")
-_N = len(_SUMS)
-_UNPRICED, _RECORDS = _N, _N + 1
+def spread(rec: dict[str, Any], seconds: int) -> list[dict[str, Any]]:
+    """A record whose charge period spans several buckets, split pro rata (money and GPU time; counts
+    stay on the first piece, so no request or token is split); others as they are.
+
+    >>> [(p["ts"] % 3600, p["cost_usd"]) for p in spread({"ts": 0.0, "end": 180.0, "cost_usd": 3.0}, 60)]
+    [(0.0, 1.0), (60.0, 1.0), (120.0, 1.0)]
+    """
+    end = rec.get("end")
+    ts = float(rec["ts"])
+    if end is None or end - ts <= seconds and int(ts // seconds) == int((end - 1e-9) // seconds):
+        return [rec]
+    first, last = int(ts // seconds), int(math.ceil(end / seconds))
+    step = max(1, -(-(last - first) // MAX_SPREAD))  # buckets per piece
+    pieces = []
+    for b in range(first, last, step):
+        lo, hi = max(ts, float(b * seconds)), min(end, float((b + step) * seconds))
+        if hi <= lo:
+            continue
+        share = (hi - lo) / (end - ts)
+        piece = {k: v for k, v in rec.items() if k != "end"}
+        piece["ts"] = lo
+        for name in _SPREAD:
+            if name in rec:
+                piece[name] = rec[name] * share
+        if pieces:
+            for name in SUMS:
+                if name not in _SPREAD:
+                    piece.pop(name, None)
+        pieces.append(piece)
+    return pieces
 
 
-class OpenBuckets:
-    """Running sums per bucket start (epoch seconds) for one key; small and picklable."""
+class KeyWindows:
+    """Open buckets of one key, the source clocks that feed it, and what it already applied."""
 
-    __slots__ = ("key", "seconds", "sums", "late_sums", "children", "closed_until", "late", "partition",
-                 "last_offset", "sources")
+    __slots__ = ("key", "seconds", "partition", "sums", "late_sums", "children", "closed_until", "late",
+                 "applied", "clocks", "emitted", "touched")
 
     #: children tracked per bucket of a roll-up key; the rest are summed as "other"
     MAX_CHILDREN = 50
+    #: source clocks a key follows; beyond it the stalest is dropped (bounds a hostile producer's keys)
+    MAX_CLOCKS = 64
 
     def __init__(self, key: str, seconds: int = 60, partition: int = 0) -> None:
         self.key = key
-        self.partition = partition  # the Kafka partition this key's records (and state) live on
-        self.last_offset = -1  # of the last costs message applied: a redelivered one is skipped
-        self.sources: dict[str, int] = {}  # usage topic/partition -> newest source offset applied
         self.seconds = seconds
+        self.partition = partition  # the Kafka partition this key's records (and state) live on
         self.sums: dict[int, list[float]] = {}
         self.late_sums: dict[int, list[float]] = {}
         self.children: dict[int, dict[str, float]] = {}  # roll-up keys: spend per child per bucket
         self.closed_until = 0.0  # epoch seconds: buckets ending at or before this are closed
         self.late = 0
+        self.applied: dict[str, int] = {}  # usage topic/partition -> newest source offset applied
+        self.clocks: dict[str, list[Any]] = {}  # source clock -> [newest event time, idle]
+        self.emitted = 0  # bucket messages emitted: the sequence number consumers deduplicate by
+        self.touched = 0.0  # message time of the last records applied (expiry)
+
+    # ------------------------------------------------------------------ input
 
     def add(self, rec: dict[str, Any]) -> bool:
-        """Add one cost record (a dict with ``ts`` in epoch seconds); False if it came too late."""
+        """Add one cost record (``ts`` in epoch seconds); False if it (or a piece of it) came too late."""
+        on_time = True
+        for piece in spread(rec, self.seconds):
+            on_time &= self._add_piece(piece)
+        return on_time
+
+    def _add_piece(self, rec: dict[str, Any]) -> bool:
         ts = float(rec["ts"])
         start = int(ts // self.seconds) * self.seconds
         on_time = start + self.seconds > self.closed_until
@@ -84,7 +143,7 @@ class OpenBuckets:
         row = sums.get(start)
         if row is None:
             row = sums[start] = [0.0] * (_N + 2)
-        for i, name in enumerate(_SUMS):
+        for i, name in enumerate(SUMS):
             v = rec.get(name)
             if v:
                 row[i] += v
@@ -99,18 +158,45 @@ class OpenBuckets:
             kids[child] = kids.get(child, 0.0) + (rec.get("cost_usd") or 0.0)
         return on_time
 
-    def seen(self, source: str, offset: int) -> bool:
-        """True if records from ``source`` at ``offset`` were applied already (normalize redelivered them);
-        else remember the offset. Records of one source partition reach a key in offset order."""
-        return already_applied(self.sources, source, offset)
+    def see_clock(self, clock: str, newest: float, idle: bool = False) -> None:
+        """A source clock read: its newest event time (never moves back) and whether it is idle."""
+        seen = self.clocks.get(clock)
+        if seen is None:
+            if len(self.clocks) >= self.MAX_CLOCKS:
+                del self.clocks[min(self.clocks, key=lambda c: self.clocks[c][0])]
+            self.clocks[clock] = [newest, idle]
+        else:
+            seen[0], seen[1] = max(seen[0], newest), idle
+
+    def punctuate(self, reading: Callable[[str], tuple[float, bool] | None]) -> None:
+        """Apply a punctuation's readings (``clock -> (newest, idle)`` or ``None`` where it does not
+        speak for that clock) to the clocks this key follows."""
+        for clock, seen in self.clocks.items():
+            r = reading(clock)
+            if r is not None:
+                seen[0], seen[1] = max(seen[0], r[0]), r[1]
+
+    # ------------------------------------------------------------------ output
+
+    def watermark(self, lateness: float) -> float:
+        """Event time up to which this key's buckets may close: the slowest active clock minus the
+        lateness; +inf when every clock it follows is idle."""
+        active = [newest for newest, idle in self.clocks.values() if not idle]
+        return min(active) - lateness if active else math.inf
 
     @property
-    def oldest_end(self) -> float | None:
-        return min(self.sums) + self.seconds if self.sums else None
+    def pending(self) -> bool:
+        return bool(self.sums or self.late_sums)
+
+    def close_due(self, lateness: float) -> list[Bucket]:
+        """Close and return (oldest first) every bucket the watermark has passed, then pending late corrections;
+        counts one emission when anything closed."""
+        out = self.close_until(self.watermark(lateness))
+        if out:
+            self.emitted += 1
+        return out
 
     def close_until(self, watermark: float) -> list[Bucket]:
-        """Close and return (oldest first) every bucket whose end is at or before ``watermark``,
-        then any pending late corrections."""
         due = sorted(s for s in self.sums if s + self.seconds <= watermark)
         out = [self._bucket(s, self.sums.pop(s), children=self.children.pop(s, None)) for s in due]
         if self.late_sums:
@@ -121,7 +207,12 @@ class OpenBuckets:
         return out
 
     def close_all(self) -> list[Bucket]:
-        return self.close_until(float("inf"))
+        """Every bucket, open or late (offline replay: the input has ended)."""
+        return self.close_until(math.inf)
+
+    def expired(self, now: float, ttl: float) -> bool:
+        """Nothing open and no records for ``ttl`` seconds of message time: the state can go."""
+        return not self.pending and now - self.touched >= ttl
 
     def _bucket(self, start: int, row: list[float], late: bool = False,
                 children: dict[str, float] | None = None) -> Bucket:

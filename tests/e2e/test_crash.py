@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from schemas.bucket import load_buckets
 from schemas.cost import AllocationKey
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics

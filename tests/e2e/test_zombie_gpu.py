@@ -107,7 +107,7 @@ def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requeste
     assert final["status"] == "ok" and final["tables"]["gpu_trackers"] == 4  # notebook, job, two model servers
     assert final["tables"]["model_activity"] == 2  # llama and qwen, each joined with its server
     assert all(final["agents"].values()) and final["assigned_partitions"] > 0
-    assert {"streams.gpu_agents.zombies", "streams.gpu_agents.pinned_models"} <= set(final["agents"])
+    assert {"streams.agents.gpu.zombies", "streams.agents.gpu.pinned_models"} <= set(final["agents"])
 
     assert [(a.series_key, a.metric, a.status) for a in alerts] == [
         ("gpu=jupyter-alice/nb-alice-0", "zombie_gpu.idle_notebook", "firing"),

@@ -11,7 +11,8 @@ from detectors.gpu_tracker import GpuTracker
 from detectors.pinned_model import ModelActivity, ServingStatus, model_key
 from detectors.zombie_gpu import ZombieRules
 from schemas.ingest import Normalizer
-from streams import state_codec
+from streams.state.codec import decode, encode
+from streams.state.values import ModelState
 from streams.gpu import gpu_samples_by_resource, new_gpu_tracker, observe_sample, requests_by_model, serving_status_doc
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
@@ -154,17 +155,18 @@ def test_window_follows_the_rules_and_only_the_last_request_end_is_kept() -> Non
     assert m.last_request_end == T0 + 11 * MIN
 
 
-def test_state_round_trips_through_the_restricted_codec() -> None:
+def test_state_round_trips_through_the_state_codec() -> None:
     m = ModelActivity("llama")
     m.add_requests([(T0, 2)])
     m.update_server(status("srv/a", 200, idle_from=5))
-    sources, back = state_codec.loads(state_codec.dumps(({"usage.llm/0": 7}, m)))
+    state = decode(encode(ModelState(1, m, {"usage.llm/0": 7})))
+    sources, back = state.applied, state.activity
     assert sources == {"usage.llm/0": 7} and back.firing == m.firing and back.servers == m.servers
     assert back.update_server(status("srv/a", 210, idle_from=5)) == []  # still the same incident
 
 
 def test_a_busy_model_with_firing_servers_stays_small_in_the_table() -> None:
-    """What the model_activity table holds per key: (partition, source offsets, activity)."""
+    """What the model_activity table holds per key: ModelState(partition, activity, source offsets)."""
     m = ModelActivity("meta-llama/llama-3.1-8b-instruct")
     sources = {f"usage.llm/{p}": 123_456_789 for p in range(4)}
     for minute in range(241):  # a request every minute for 4 hours
@@ -172,7 +174,7 @@ def test_a_busy_model_with_firing_servers_stays_small_in_the_table() -> None:
     for i in range(3):
         m.update_server(status(f"inference/vllm-llama-{i}", 400 + i, idle_from=5 if i else None))
     assert sorted(m.firing) == ["inference/vllm-llama-1", "inference/vllm-llama-2"]
-    size = len(state_codec.dumps((3, sources, m)))
+    size = len(encode(ModelState(3, m, sources)))
     assert size < 1024, size
 
 

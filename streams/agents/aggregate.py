@@ -1,0 +1,96 @@
+"""aggregate: sum cost records into event-time buckets per key; emit closed buckets numbered per key.
+
+A ``costs`` message applies once per key (its origin is remembered in the key's state), moves the
+key's view of its source clock, and closes what that clock allows. A punctuation with ``scan`` set
+visits every key of its partition: clocks that went idle let quiet keys close, and keys with nothing
+open and no records for ``key_ttl_seconds`` are dropped. The batch is sent before the state is
+saved; a crash between the two re-emits the same batch under the same ``seq`` (the decisions depend
+only on the key's state and the messages, which are read again in the same order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import orjson
+
+from schemas.bucket import Bucket, dump_batch
+from streams.agents.guard import guarded, report_quarantine, retrying
+from streams.agents.normalize import PUNCT
+from streams.settings import Settings
+from streams.state.applied import already_applied
+from streams.state.clocks import Punctuation
+from streams.state.tables import StateQuarantined, TypedTable
+from streams.state.windows import KeyWindows
+from streams.topology import app, buckets_topic, costs_topic, open_buckets, settings
+
+SendBatch = Callable[[str, bytes], Awaitable[Any]]
+
+
+class Aggregate:
+    def __init__(self, windows: TypedTable[KeyWindows], send: SendBatch, s: Settings) -> None:
+        self.windows, self.send, self.settings = windows, send, s
+
+    async def handle(self, key: str, value: bytes, partition: int, timestamp: float) -> None:
+        if key == PUNCT:
+            await self.punctuate(partition, Punctuation.model_validate_json(value))
+            return
+        doc = orjson.loads(value)
+        kw = self.windows.get(key) or KeyWindows(key, self.settings.bucket_seconds, partition)
+        src, offset = doc["o"]
+        if already_applied(kw.applied, src, offset):
+            return  # redelivered: this message, or normalize's after a crash
+        kw.partition, kw.touched = partition, timestamp
+        for rec in doc["records"]:
+            kw.add(rec)
+        clock, newest = doc["clk"]
+        kw.see_clock(clock, float(newest))
+        await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
+        self.windows.put(key, kw)
+
+    async def punctuate(self, partition: int, punct: Punctuation) -> None:
+        if not punct.scan:
+            return
+        lateness = self.settings.allowed_lateness_seconds
+        for n, key in enumerate(self.windows.keys()):
+            if n % 500 == 499:
+                await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
+            try:
+                kw = self.windows.get(key)
+            except StateQuarantined as q:
+                await report_quarantine(q, "aggregate")
+                continue
+            # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
+            if kw is None or kw.partition != partition:
+                continue
+            kw.punctuate(punct.reading)
+            closed = kw.close_due(lateness)
+            if closed:
+                await self._emit(kw, closed)
+                self.windows.put(key, kw)
+            elif kw.expired(punct.wall, self.settings.key_ttl_seconds):
+                self.windows.delete(key)
+
+    async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
+        if buckets:
+            await self.send(kw.key, dump_batch(kw.key, kw.emitted, buckets))
+
+
+async def _send_batch(key: str, value: bytes) -> None:
+    await retrying(lambda: buckets_topic.send(key=key.encode(), value=value))
+
+
+@app.agent(costs_topic)
+async def aggregate(stream: faust.StreamT) -> None:
+    """Sum cost records into event-time buckets per allocation key; emit closed buckets."""
+    handler = Aggregate(open_buckets, _send_batch, settings)
+
+    async def one(event: faust.EventT) -> None:
+        key = event.key.decode() if isinstance(event.key, bytes) else event.key
+        await handler.handle(key, event.value, event.message.partition, event.message.timestamp)
+
+    async for event in stream.events():
+        await guarded("aggregate", event, one)

@@ -1,0 +1,139 @@
+"""normalize: validate, price and allocate raw usage; route it on; punctuate what this worker owns.
+
+Each usage message becomes, all carrying its origin ``o = [usage topic/partition, offset]``:
+
+- one ``costs`` message per allocation key (and roll-up key) with the compact records and the
+  message's source clock ``clk = [clock, newest event time]``;
+- one ``budget.spend`` message per budget its dollars count towards (spend per minute);
+- ``gpu.samples`` per GPU allocation, ``model.activity`` request counts per served model;
+- a dead letter per rejected event (bounded per message by the Normalizer).
+
+The ``punctuate`` timer runs on every worker: for the usage partitions it owns it sends their clocks
+(newest event time per producer, idle or not) to every ``costs`` and ``budget.spend`` partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import orjson
+
+from guardrails.budget_book import BudgetBook
+from guardrails.spend_routing import spend_by_budget
+from schemas.allocation import AllocationRules
+from schemas.cardinality import CardinalityLimiter
+from schemas.ingest import Normalizer
+from schemas.pricing import PriceCatalog
+from streams.agents.guard import dead_letter, guarded, retrying
+from streams.gpu import gpu_samples_by_resource, requests_by_model
+from streams.rollups import keyed_records
+from streams.settings import USAGE_TOPICS, Settings
+from streams.state.clocks import SourceProgress
+from streams.state.windows import window_record
+from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
+                              progress, settings, usage_topic)
+
+log = logging.getLogger("burnguard")
+
+SOURCE_BY_TOPIC = {topic: source for source, topic in USAGE_TOPICS.items()}
+#: Key of punctuation messages on ``costs`` and ``budget.spend`` (no allocation key or budget id looks like it).
+PUNCT = "__punct__"
+
+Send = Callable[[Any, bytes, bytes], Awaitable[Any]]  # (topic, key, value)
+
+
+def load_normalizer(s: Settings = settings) -> Normalizer:
+    """Price catalog and allocation rules from settings; a bad file fails here with file, line and field."""
+    return Normalizer(PriceCatalog.load(s.price_catalog), AllocationRules.load(s.allocation_rules))
+
+
+def load_budgets(s: Settings = settings) -> BudgetBook:
+    """The budget book from settings; a bad file fails at start with file, line and field."""
+    return BudgetBook.load(s.budgets)
+
+
+class Normalize:
+    """The per-message work of the normalize agent, with its collaborators passed in."""
+
+    def __init__(self, normalizer: Normalizer, book: BudgetBook, s: Settings, progress: SourceProgress,
+                 send: Send, limiter: CardinalityLimiter, clock: Callable[[], float] = time.time) -> None:
+        self.normalizer, self.book, self.settings = normalizer, book, s
+        self.progress, self.send, self.limiter, self.clock = progress, send, limiter, clock
+
+    async def handle(self, event: Any) -> None:
+        msg = event.message
+        raw: bytes = event.value or b""
+        source = SOURCE_BY_TOPIC.get(msg.topic)
+        if source is None:
+            await dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg.topic, msg.partition, msg.offset)
+            return
+        records, rejects = self.normalizer.parse(source, raw)
+        records = [self.limiter.admit(r) for r in records]
+        src = f"{msg.topic}/{msg.partition}"
+        producer = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else (msg.key or "")
+        clock = f"{src}:{producer}"
+        newest = max((r.ts.timestamp() for r in records), default=-math.inf)
+        clock_at = self.progress.processed(src, msg.offset, clock, newest, self.clock())
+        origin = [src, msg.offset]
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for key, rec, child in keyed_records(records, self.settings.rollups):
+            by_key[key].append(window_record(rec, child))
+        for key, recs in by_key.items():
+            await self.send(costs_topic, key.encode(), orjson.dumps({"o": origin, "clk": [clock, clock_at],
+                                                                     "records": recs}))
+        for budget_id, spend in spend_by_budget(records, self.book).items():
+            await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}))
+        if source == "gpu":
+            for resource, samples in gpu_samples_by_resource(records).items():
+                await self.send(gpu_samples_topic, resource.encode(), orjson.dumps({"o": origin, "samples": samples}))
+        elif source == "llm":
+            for model, counts in requests_by_model(records).items():
+                await self.send(model_activity_topic, model.encode(), orjson.dumps({"o": origin, "requests": counts}))
+        for rej in rejects:
+            await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
+
+
+async def _send(topic: Any, key: bytes, value: bytes) -> None:
+    await retrying(lambda: topic.send(key=key, value=value))
+
+
+@app.agent(usage_topic)
+async def normalize(stream: faust.StreamT) -> None:
+    """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
+    handler = Normalize(load_normalizer(), load_budgets(), settings, progress, _send,
+                        CardinalityLimiter(settings.cardinality_limits))
+    async for event in stream.events():
+        await guarded("normalize", event, handler.handle)
+
+
+@app.timer(interval=max(0.5, min(settings.idle_flush_seconds / 2, 5.0)))
+async def punctuate() -> None:
+    """Send the clocks of the usage partitions this worker owns to every costs and budget.spend partition."""
+    if app.consumer is None:
+        return
+    owned = [tp for tp in app.consumer.assignment() if tp.topic in SOURCE_BY_TOPIC]
+    names = {f"{tp.topic}/{tp.partition}": tp for tp in owned}
+    now = time.time()
+    for source in progress.sources:
+        if source not in names:
+            progress.revoked(source)
+    for source in names:
+        progress.assigned(source, now)
+    if not names:
+        return
+    try:
+        ends = await app.consumer.highwaters(*owned)
+    except Exception as err:  # noqa: BLE001 - the broker is unreachable: nothing can be said to be idle
+        log.warning("punctuation skipped: end offsets unavailable (%s)", type(err).__name__)
+        return
+    punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, now)
+    value = punct.model_dump_json().encode()
+    for partition in range(settings.partitions):
+        await retrying(lambda p=partition: costs_topic.send(key=PUNCT.encode(), value=value, partition=p))
+        await retrying(lambda p=partition: budget_spend_topic.send(key=PUNCT.encode(), value=value, partition=p))

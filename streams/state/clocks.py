@@ -1,0 +1,177 @@
+"""Source clocks: each producer's event time, and whether it is idle, as the normalize agent sees it.
+
+A *source clock* is one producer on one usage partition (``usage.llm/0:gateway-eu``): its events
+arrive in order, so its newest event time is a watermark of its own. The worker that owns a usage
+partition knows two more things no downstream agent can: whether records are *waiting* (its
+consumer has not caught up with the partition's end), and when each producer last sent. It turns
+those into :class:`Punctuation` messages for every ``costs`` and ``budget.spend`` partition, so a
+key's buckets close on the clocks of its own producers, and only close early (a producer gone
+quiet) once nothing from that partition is waiting. A stall, a paused broker or a slow rebalance
+leaves a backlog, so it idles nothing.
+
+>>> p = SourceProgress(idle_after=120.0)
+>>> p.assigned("usage.llm/0", wall=100_000.0)
+>>> p.processed("usage.llm/0", offset=4, clock="usage.llm/0:gw", newest=50_000.0, wall=100_001.0)
+50000.0
+>>> punct = p.punctuation({"usage.llm/0": 5}, wall=100_010.0)       # caught up, gw sent 9 s ago
+>>> punct.parts["usage.llm/0"].clocks, punct.parts["usage.llm/0"].idle_ok
+({'usage.llm/0:gw': [50000.0, False]}, False)
+>>> p.punctuation({"usage.llm/0": 5}, wall=100_200.0).parts["usage.llm/0"].clocks   # quiet for 199 s
+{'usage.llm/0:gw': [50000.0, True]}
+>>> p.punctuation({"usage.llm/0": 9}, wall=100_200.0).parts["usage.llm/0"].clocks   # 4 records waiting
+{'usage.llm/0:gw': [50000.0, False]}
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+#: Producers remembered per usage partition (a producer inventing keys cannot grow this without bound).
+MAX_PRODUCERS = 1024
+#: A sender asks keys to scan for quiet buckets at least this often (seconds of wall time).
+SCAN_EVERY = 30.0
+
+
+def source_of(clock: str) -> str:
+    """The usage partition of a source clock: ``usage.llm/0:gw`` -> ``usage.llm/0``."""
+    return clock.split(":", 1)[0]
+
+
+class PartitionClocks(BaseModel):
+    """What a punctuation says about one usage partition."""
+
+    #: caught up and owned for longer than the idle time: a clock of this partition that is not listed is idle
+    idle_ok: bool
+    #: clock -> [newest event time, idle]
+    clocks: dict[str, list[float | bool]]
+
+
+class Punctuation(BaseModel):
+    """The periodic message a worker sends to every ``costs`` and ``budget.spend`` partition."""
+
+    wall: float
+    scan: bool = False  # keys should look for buckets their clocks let close (a clock went idle, or it is time)
+    parts: dict[str, PartitionClocks]
+
+    def reading(self, clock: str) -> tuple[float, bool] | None:
+        """(newest, idle) of ``clock`` if this punctuation speaks for its partition, else ``None``."""
+        part = self.parts.get(source_of(clock))
+        if part is None:
+            return None
+        seen = part.clocks.get(clock)
+        if seen is not None:
+            return float(seen[0]), bool(seen[1])
+        return (-math.inf, True) if part.idle_ok else None
+
+
+class _Partition:
+    __slots__ = ("assigned_at", "offset", "producers", "idle")
+
+    def __init__(self, wall: float) -> None:
+        self.assigned_at = wall
+        self.offset = -1  # newest offset processed here
+        self.producers: dict[str, list[float]] = {}  # clock -> [newest event time, wall time of its last record]
+        self.idle: set[str] = set()
+
+
+class SourceProgress:
+    """Worker-local: the usage partitions this worker owns, the producers on each, how far it has read."""
+
+    def __init__(self, idle_after: float) -> None:
+        self.idle_after = idle_after
+        self._parts: dict[str, _Partition] = {}
+        self._last_scan = -math.inf
+
+    def assigned(self, source: str, wall: float) -> None:
+        self._parts.setdefault(source, _Partition(wall))
+
+    def revoked(self, source: str) -> None:
+        self._parts.pop(source, None)
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self._parts)
+
+    def processed(self, source: str, offset: int, clock: str, newest: float, wall: float) -> float:
+        """Record one message of ``source`` from ``clock`` with events up to ``newest``; returns the clock's
+        newest event time (never moving back, never ahead of ``wall``: a producer whose clock runs fast
+        must not drag event time into the future)."""
+        part = self._parts.get(source)
+        if part is None:
+            part = self._parts[source] = _Partition(wall)
+        part.offset = max(part.offset, offset)
+        seen = part.producers.get(clock)
+        newest = min(newest, wall)
+        if seen is None:
+            if len(part.producers) >= MAX_PRODUCERS:
+                del part.producers[min(part.producers, key=lambda c: part.producers[c][1])]
+            seen = part.producers[clock] = [newest, wall]
+        seen[0], seen[1] = max(seen[0], newest), wall
+        part.idle.discard(clock)
+        return seen[0]
+
+    def punctuation(self, ends: dict[str, int], wall: float) -> Punctuation:
+        """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written)."""
+        parts: dict[str, PartitionClocks] = {}
+        scan = wall - self._last_scan >= SCAN_EVERY
+        for source, end in ends.items():
+            part = self._parts.get(source)
+            if part is None:
+                continue
+            caught_up = part.offset + 1 >= end
+            clocks: dict[str, list[float | bool]] = {}
+            for clock, (newest, last) in part.producers.items():
+                idle = caught_up and wall - last >= self.idle_after
+                if idle and clock not in part.idle:
+                    part.idle.add(clock)
+                    scan = True  # a clock went idle: its keys' buckets may close now
+                clocks[clock] = [newest, idle]
+            parts[source] = PartitionClocks(idle_ok=caught_up and wall - part.assigned_at >= self.idle_after,
+                                            clocks=clocks)
+        if scan:
+            self._last_scan = wall
+        return Punctuation(wall=wall, scan=scan, parts=parts)
+
+
+class EventClock:
+    """Event time "now" for the budgets on one partition, merged from every sender's punctuations: the
+    slowest active producer's newest event; once every producer is idle, the newest event plus the wall
+    time since they all went quiet (a surge that stops completely must still resolve, whatever else runs
+    on this worker).
+
+    >>> c = EventClock()
+    >>> c.apply(Punctuation(wall=5000.0, parts={"usage.llm/0": PartitionClocks(idle_ok=True, clocks={
+    ...     "usage.llm/0:a": [900.0, False], "usage.llm/0:b": [600.0, False]})}))
+    600.0
+    >>> c.apply(Punctuation(wall=5010.0, parts={"usage.llm/0": PartitionClocks(idle_ok=True, clocks={
+    ...     "usage.llm/0:a": [960.0, True], "usage.llm/0:b": [600.0, True]})}))
+    960.0
+    >>> c.apply(Punctuation(wall=5310.0, parts={"usage.llm/0": PartitionClocks(idle_ok=True, clocks={
+    ...     "usage.llm/0:a": [960.0, True], "usage.llm/0:b": [600.0, True]})}))
+    1260.0
+    """
+
+    __slots__ = ("parts", "idle_since", "now")
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, list[float | bool]]] = {}
+        self.idle_since: float | None = None  # wall time at which every clock was idle
+        self.now: float | None = None
+
+    def apply(self, punct: Punctuation) -> float | None:
+        for source, part in punct.parts.items():
+            self.parts[source] = dict(part.clocks)
+        readings = [r for part in self.parts.values() for r in part.values()]
+        if not readings:
+            return self.now
+        active = [float(newest) for newest, idle in readings if not idle]
+        if active:
+            self.idle_since, now = None, min(active)
+        else:
+            if self.idle_since is None:
+                self.idle_since = punct.wall
+            now = max(float(newest) for newest, _ in readings) + (punct.wall - self.idle_since)
+        self.now = now if self.now is None else max(self.now, now)
+        return self.now

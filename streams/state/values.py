@@ -1,0 +1,94 @@
+"""The typed value of each table (one class per table, registered with the state codec and versioned).
+
+| table | key | value |
+|---|---|---|
+| ``open_buckets`` | allocation key | :class:`~streams.state.windows.KeyWindows` |
+| ``monitors`` | ``key#metric`` / ``key#children`` | :class:`SeriesState` / :class:`ChildrenState` |
+| ``burn_trackers`` | budget id | :class:`BudgetState` |
+| ``clocks`` | ``budget.spend/P`` | :class:`~streams.state.clocks.EventClock` |
+| ``gpu_trackers`` | GPU allocation | :class:`GpuState` |
+| ``model_activity`` | served model | :class:`ModelState` |
+| ``sweeps`` | ``model.activity/P`` | :class:`Sweep` |
+
+Each value carries what it already applied (:func:`streams.state.applied.already_applied`), so a
+redelivered message changes nothing.
+
+>>> from streams.state.codec import decode, encode
+>>> from detectors.child_baselines import ChildBaselines
+>>> s = decode(encode(ChildrenState(seq=3, at=0.0, baselines=ChildBaselines())))
+>>> s.seq, type(s.baselines).__name__
+(3, 'ChildBaselines')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detectors.child_baselines import ChildBaselines
+from detectors.gpu_tracker import GpuTracker
+from detectors.monitor import SeriesMonitor
+from detectors.pinned_model import ModelActivity
+from guardrails.burn_tracker import BurnTracker
+from streams.state.clocks import EventClock
+from streams.state.codec import register, state_type
+from streams.state.windows import KeyWindows
+
+register(KeyWindows, "key_windows", 1)
+register(EventClock, "event_clock", 1)
+
+
+@state_type("series", 1)
+@dataclass(slots=True)
+class SeriesState:
+    """One metric of one key under watch: the monitor, and the last bucket it learnt from (batch seq, start)."""
+
+    seq: int
+    at: float
+    monitor: SeriesMonitor
+
+
+@state_type("children", 1)
+@dataclass(slots=True)
+class ChildrenState:
+    """A roll-up key's per-child spend baselines (root cause), and the last bucket applied (seq, start)."""
+
+    seq: int
+    at: float
+    baselines: ChildBaselines
+
+
+@state_type("budget", 1)
+@dataclass(slots=True)
+class BudgetState:
+    """One budget's burn tracker and, per usage partition, the newest source offset whose spend it holds."""
+
+    partition: int
+    tracker: BurnTracker
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+@state_type("gpu", 1)
+@dataclass(slots=True)
+class GpuState:
+    """One GPU allocation's tracker and the source offsets applied."""
+
+    tracker: GpuTracker
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+@state_type("model", 1)
+@dataclass(slots=True)
+class ModelState:
+    """One served model's pinned-idle join, its partition (sweeps) and the source offsets applied."""
+
+    partition: int
+    activity: ModelActivity
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+@state_type("sweep", 1)
+@dataclass(slots=True)
+class Sweep:
+    """When a partition's keys were last swept (wall time)."""
+
+    at: float
