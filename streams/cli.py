@@ -8,7 +8,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("broker", "worker", "publish", "demo", "alerts", "deadletter", "detect", "schemas")
+COMMANDS = ("broker", "worker", "publish", "demo", "alerts", "deadletter", "detect", "schemas", "incidents", "policy",
+            "approvals", "audit", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
