@@ -1,0 +1,69 @@
+"""``burnguard approvals [--state pending]``, ``burnguard approve ID --as USER [--reason]``,
+``burnguard deny ID --as USER --reason``: the approval workflow without Slack, same authorisation rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from guardrails.approvals import Refused
+from schemas.text import safe_terminal
+from sinks.guardrail_store import NotFound
+from streams.commands.guardrail_common import guarded, load_approvers, open_store
+
+
+def run_list(args: argparse.Namespace) -> int:
+    def go() -> int:
+        with open_store() as store:
+            rows = store.approvals(state=args.state, budget_id=args.budget)
+        table = Table(title=f"approval requests ({args.state or 'all'})")
+        for col in ("id", "state", "budget", "rule", "group", "USD", "deadline (UTC)", "decided by", "reason"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r.approval_id, r.state, safe_terminal(r.budget_id), safe_terminal(r.rule),
+                          safe_terminal(r.group), f"{r.amount_usd:,.2f}", f"{r.deadline:%Y-%m-%d %H:%M}",
+                          safe_terminal(r.decided_by or ""), safe_terminal(r.reason or ""))
+        Console().print(table)
+        return 0
+    return guarded(go)
+
+
+def _decide(args: argparse.Namespace, verb: str) -> int:
+    def go() -> int:
+        approvers = load_approvers()
+        with open_store() as store:
+            try:
+                if verb == "approve":
+                    out = store.approve(args.id, args.user, approvers, reason=args.reason)
+                else:
+                    out = store.deny(args.id, args.user, approvers, reason=args.reason or "")
+            except (Refused, NotFound) as err:
+                msg = err.args[0] if err.args else str(err)
+                print(f"refused: {safe_terminal(msg)}", file=sys.stderr)
+                return 1
+        d = out.decision
+        amount = f" {d.amount_usd:,.2f} USD" if d is not None and d.amount_usd is not None else ""
+        print(f"{args.id}: {out.transition.after.state} by {safe_terminal(args.user)}"
+              + (f"; decision {d.action}{amount} on budget {safe_terminal(d.budget_id)}" if d else ""))
+        return 0
+    return guarded(go)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("approvals", help="list approval requests")
+    p.add_argument("--state", choices=["pending", "approved", "denied", "expired", "escalated"], default=None)
+    p.add_argument("--budget", default=None, help="only this budget id")
+    p.set_defaults(func=run_list)
+    a = sub.add_parser("approve", help="approve a pending request (a member of its group, within their limit)")
+    a.add_argument("id", metavar="ID")
+    a.add_argument("--as", dest="user", required=True, metavar="USER", help="Slack user id or name")
+    a.add_argument("--reason", default=None)
+    a.set_defaults(func=lambda args: _decide(args, "approve"))
+    d = sub.add_parser("deny", help="deny a pending request (a member of its group; a reason is required)")
+    d.add_argument("id", metavar="ID")
+    d.add_argument("--as", dest="user", required=True, metavar="USER", help="Slack user id or name")
+    d.add_argument("--reason", required=True)
+    d.set_defaults(func=lambda args: _decide(args, "deny"))
