@@ -1,7 +1,9 @@
 """The contract every per-series detector meets (river style: ``learn_one`` / ``score_one``).
 
 A detector sees one value per closed bucket of one series. It must be small (target
-≤ 2 KB pickled), pure, and picklable so its state can live in a Faust table.
+≤ 2 KB encoded) and pure; its state lives in a Faust table through ``to_state()`` (a dict of
+plain data) and a ``from_state(state)`` classmethod, with ``STATE_TAG`` and ``STATE_VERSION``
+(registered in :mod:`streams.state.codec`; no pickle).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from detectors.root_cause import Contributor, top_contributors
+from detectors.statecheck import NUM, fields, mapping
 
 
 class ChildBaselines:
@@ -45,3 +46,19 @@ class ChildBaselines:
         """The ``k`` children whose spend rose most, in dollars, against their own baselines
         (each with at least ``min_share`` of the total rise: no 1 % noise in an alert)."""
         return top_contributors(spend_by_child, self.means, k=k, min_share=min_share)
+
+    # -- table state (streams.state.codec) ---------------------------------------------------
+    STATE_TAG = "child_baselines"
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, object]:
+        return {"alpha": self.alpha, "max_children": self.max_children, "means": self.means}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "ChildBaselines":
+        fields(state, {"alpha": NUM, "max_children": int, "means": dict})
+        cb = cls.__new__(cls)
+        cb.alpha, cb.max_children = state["alpha"], state["max_children"]
+        cb.means = mapping(state["means"], "means", str, NUM)
+        return cb
+

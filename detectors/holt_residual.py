@@ -25,6 +25,7 @@ from river import time_series
 
 from detectors.base import Expected
 from detectors.calibration import tail_score
+from detectors.statecheck import NUM, Spec, fields, floats
 
 
 class HoltResidual:
@@ -72,3 +73,37 @@ class HoltResidual:
         pred = self._forecast()
         half = 3.0 * self._scale(pred)
         return Expected(pred, pred - half, pred + half)
+
+    # -- table state (streams.state.codec): river's HoltWinters as its numbers, not its objects ----
+    STATE_TAG = "holt_residual"
+    STATE_VERSION = 1
+    _STATE = Spec({"alpha": NUM, "beta": NUM, "scale_alpha": NUM, "warmup": int, "min_rel_scale": NUM, "ms": NUM,
+                   "n": int, "last": NUM, "level": list, "trend": list, "first_values": list, "initialized": bool})
+
+    def to_state(self) -> dict[str, object]:
+        hw = self.model
+        if hw.season is not None or hw.multiplicative:
+            raise TypeError("HoltResidual state holds a non-seasonal, additive HoltWinters only")
+        return {"alpha": hw.alpha, "beta": hw.beta or 0.0, "scale_alpha": self.scale_alpha, "warmup": self.warmup,
+                "min_rel_scale": self.min_rel_scale, "ms": self.ms, "n": self.n, "last": self.last,
+                "level": list(hw.level), "trend": list(hw.trend) if hw.trend is not None else [],
+                "first_values": list(hw._first_values), "initialized": hw._initialized}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "HoltResidual":
+        fields(state, cls._STATE)
+        level, trend = floats(state["level"], "level", max_len=2), floats(state["trend"], "trend", max_len=2)
+        first = floats(state["first_values"], "first_values", max_len=2)
+        d = cls.__new__(cls)
+        for k in ("scale_alpha", "warmup", "min_rel_scale", "ms", "n", "last"):
+            setattr(d, k, state[k])
+        hw = d.model = time_series.HoltWinters(alpha=state["alpha"], beta=state["beta"] or None)  # two floats
+        hw.level.extend(level)
+        if hw.trend is not None:
+            hw.trend.extend(trend)
+        elif trend:
+            raise ValueError("a trend without beta")
+        hw._first_values = list(first)
+        hw._initialized = state["initialized"]
+        return d
+

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from detectors.base import Expected, SeriesDetector
 from detectors.registry import make_detector
+from detectors.statecheck import NUM, Spec, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,27 @@ class SeriesMonitor:
                 self.started_at, self.peak, self.quiet = None, 0.0, 0
                 return Incident("resolved", started, t, score, x, expected, peak)
         return None
+
+    # -- table state (streams.state.codec): declared fields, rebuilt without __init__ -----------
+    STATE_TAG = "series_monitor"
+    STATE_VERSION = 1
+    _STATE = Spec({"detector": object, "threshold": NUM, "min_ratio": NUM, "two_sided": bool, "quiet_buckets": int,
+                   "resolve_factor": NUM, "confirm": int, "confirm_window": int, "instant_factor": NUM, "recent": int,
+                   "run_started": (datetime, type(None)), "adopt_after": int, "started_at": (datetime, type(None)),
+                   "peak": NUM, "quiet": int, "anomalous_run": int, "last_score": NUM, "robust": bool})
+
+    def to_state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self._STATE.order}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "SeriesMonitor":
+        fields(state, cls._STATE)
+        if not 1 <= state["confirm_window"] <= 64 or not 0 <= state["recent"] < 1 << 64:  # type: ignore[operator]
+            raise ValueError("confirm_window must be 1..64 (a bitmask of that many buckets)")
+        if not state["instant_factor"] > 0:  # type: ignore[operator]
+            raise ValueError("instant_factor must be > 0")
+        if not callable(getattr(state["detector"], "score_one", None)):
+            raise ValueError("detector is not a detector")
+        m = cls.__new__(cls)
+        m.__dict__.update(state)
+        return m

@@ -54,6 +54,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+from detectors.statecheck import NUM, OPT_NUM, Spec, fields, mapping
 from detectors.zombie_gpu import GpuResource, ZombieAlert, ZombieRules, check
 
 RULE = "pinned_idle_model"
@@ -198,3 +199,25 @@ class ModelActivity:
         if resource not in self.firing:
             return []
         return [("resolved", ZombieAlert(RULE, resource, 0.0, 0.0, why), _utc(self.firing.pop(resource)))]
+
+    # -- table state (streams.state.codec) ---------------------------------------------------
+    STATE_TAG = "model_activity"
+    STATE_VERSION = 1
+    _STATE = Spec({
+        "model": str, "rules": ZombieRules, "last_request_end": OPT_NUM, "requests_arrived": NUM, "servers": dict,
+        "arrived": dict, "firing": dict})
+
+    def to_state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self._STATE.order}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "ModelActivity":
+        fields(state, cls._STATE)
+        mapping(state["servers"], "servers", str, ServingStatus)
+        mapping(state["arrived"], "arrived", str, NUM)
+        mapping(state["firing"], "firing", str, NUM)
+        m = cls.__new__(cls)
+        for k, v in state.items():
+            setattr(m, k, v)
+        return m
+

@@ -22,6 +22,10 @@ from river import anomaly
 
 from detectors.base import Expected
 from detectors.calibration import tail_score
+from detectors.statecheck import NUM, Spec, fields, floats
+
+#: largest window a stored state may declare (the window's floats dominate the state)
+MAX_WINDOW = 10_000
 
 
 class RiverGaussian:
@@ -55,3 +59,35 @@ class RiverGaussian:
     def expected(self) -> Expected:
         mu, sd = self._moments()
         return Expected(mu, mu - 3 * sd, mu + 3 * sd)
+
+    # -- table state (streams.state.codec): the scorer's window and running moments as numbers ----
+    STATE_TAG = "river_gaussian"
+    STATE_VERSION = 1
+    _STATE = Spec({"window_size": int, "grace_period": int, "min_rel_sd": NUM, "window": list, "n": NUM, "mean": NUM,
+                   "s": NUM})
+
+    def to_state(self) -> dict[str, object]:
+        rolling = self.scorer.gaussian
+        var = rolling.obj._var
+        if self.scorer.window_size is None or var.ddof != 1:
+            raise TypeError("RiverGaussian state holds a windowed scorer only")
+        return {"window_size": self.scorer.window_size, "grace_period": self.grace_period,
+                "min_rel_sd": self.min_rel_sd, "window": [args[0] for args, _ in rolling.window],
+                "n": var.mean.n, "mean": var.mean._mean, "s": var._S}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "RiverGaussian":
+        fields(state, cls._STATE)
+        size = state["window_size"]
+        if not 1 <= size <= MAX_WINDOW:  # type: ignore[operator]
+            raise ValueError(f"window_size must be 1..{MAX_WINDOW}")
+        window = floats(state["window"], "window", max_len=size)  # type: ignore[arg-type]
+        d = cls.__new__(cls)
+        d.grace_period, d.min_rel_sd = state["grace_period"], state["min_rel_sd"]
+        d.scorer = anomaly.GaussianScorer(window_size=size, grace_period=state["grace_period"])
+        rolling = d.scorer.gaussian
+        rolling.window.extend(((x,), {}) for x in window)
+        var = rolling.obj._var
+        var.mean.n, var.mean._mean, var._S = state["n"], state["mean"], state["s"]
+        return d
+

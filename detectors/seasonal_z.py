@@ -1,6 +1,6 @@
 """Seasonal baseline + robust, tail-calibrated z-score (the default detector).
 
-Model (exponentially weighted, O(1) per update, well under 2 KB pickled):
+Model (exponentially weighted, O(1) per update, under 2 KB encoded):
 
 * **baseline** = an EW level over de-seasonalised values plus
   additive offsets per hour of day (24) and per hour of week (168, used once a week
@@ -68,6 +68,7 @@ from datetime import datetime
 
 from detectors.base import Expected
 from detectors.calibration import tail_score
+from detectors.statecheck import NUM, Spec, fields, floats
 
 _Z99 = 2.5758  # one-sided 99.5 % point of a standard normal
 _Z999 = 3.2905  # one-sided 99.95 % point
@@ -86,7 +87,17 @@ _FIELDS = ("_alt", "_bc", "raw_margin", "qd99", "qd999", "transform", "use_log",
            "t_last", "_warm")
 
 
-_ARRAYS = frozenset({"daily", "weekly", "hourly_ms"})
+_ARRAYS = {"daily": 24, "weekly": 168, "hourly_ms": 24}  # float32 arrays and their lengths
+_ARR = (array, int)
+_STATE_TYPES = Spec({
+    "_alt": object, "_bc": (list, type(None)), "raw_margin": NUM, "qd99": NUM, "qd999": NUM, "transform": str,
+    "use_log": bool, "shift_k": NUM, "shift": NUM, "_pre": (list, type(None)), "two_sided": bool,
+    "level_alpha": NUM, "season_alpha": NUM, "scale_alpha": NUM, "tail_alpha": NUM, "clip": NUM, "scale_clip": NUM,
+    "min_rel_scale": NUM, "warmup": int, "min_obs": int, "warmup_s": NUM, "seasonal": bool, "per_minute": bool,
+    "burst": bool, "hold": NUM, "lg_mean": NUM, "lg_fast": NUM, "lg_var": NUM, "short_alpha": NUM, "zs": NUM,
+    "zs_ms": NUM, "weekly_alpha": NUM, "hourly_scale": bool, "hourly_alpha": NUM, "hourly_floor": NUM,
+    "hourly_ms": _ARR, "level": NUM, "hour": int, "rms": NUM, "q99": NUM, "q999": NUM, "daily": _ARR,
+    "weekly": _ARR, "n": int, "t_first": NUM, "t_last": NUM, "_warm": bool, "name": (str, type(None))})
 
 
 def _pack(v: object) -> object:
@@ -370,8 +381,43 @@ class SeasonalZ:
                 self.n >= self.warmup or self.t_last - self.t_first >= self.warmup_s):
             self._warm = True
 
-    # -- compact pickling (the state lives in a Faust table; attribute names would double it)
+    # -- table state (streams.state.codec): the declared fields, rebuilt without __init__ --------
     # (all-zero arrays, as in warm-up before seasonal learning starts, are stored as their length)
+    STATE_TAG = "seasonal_z"
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, object]:
+        state = {k: getattr(self, k) for k in _FIELDS}
+        for k in _ARRAYS:
+            state[k] = _pack(state[k])
+        state["name"] = self.__dict__.get("name")
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "SeasonalZ":
+        fields(state, _STATE_TYPES)
+        for k, n in _ARRAYS.items():
+            v = state[k]
+            if (len(v) if isinstance(v, array) else v) != n or (isinstance(v, array) and v.typecode != "f"):
+                raise ValueError(f"field {k!r} must be {n} float32 values")
+        if state["_bc"] is not None:
+            floats(state["_bc"], "_bc", length=5)
+        if state["_pre"] is not None:
+            floats(state["_pre"], "_pre", length=3)
+        if state["transform"] not in ("raw", "log", "auto", "shift"):
+            raise ValueError("unknown transform")
+        if state["_alt"] is not None and type(state["_alt"]) is not cls:
+            raise ValueError("the raw-space twin must be a SeasonalZ")
+        d = cls.__new__(cls)
+        d.__dict__.update(state)
+        for k, n in _ARRAYS.items():
+            if type(state[k]) is int:
+                setattr(d, k, array("f", bytes(4 * n)))
+        if state["name"] is None:
+            del d.__dict__["name"]  # the class's name
+        return d
+
+    # pickle (tests and bench only; the service stores to_state() through streams.state.codec)
     def __getstate__(self) -> tuple[object, ...]:
         return (_STATE_VERSION, self.__dict__.get("name"), *(_pack(getattr(self, k)) for k in _FIELDS))
 

@@ -10,11 +10,11 @@ evaluates the SRE multi-window burn-rate rules (:func:`guardrails.burn_rate.eval
 - ``threshold_80``, ``threshold_100``, ...: once per period when the period-to-date spend
   crosses that fraction of the cap (status ``firing``; they reset with the period).
 
-State is small and picklable (no closures): a 1-minute ring long enough for the windows up
+State is small plain data (``to_state``): a 1-minute ring long enough for the windows up
 to 1 h (exact sums), a coarse ring (5-minute slots by default, at most 73 slots) for longer
 windows, whose oldest, partly covered slot is pro-rated by time (exact whenever "now" and
 the window are slot-aligned, otherwise off by less than one slot's spend), the period-to-date
-spend, the fired thresholds and the open incidents. About 1.3 KB pickled with the default rules.
+spend, the fired thresholds and the open incidents. About 1.3 KB encoded with the default rules.
 
 Projection (cheap and robust, documented in ``docs/budgets.md``): the spend rate over the
 longest rule window (6 h by default; over the time seen so far, at least 1 h, while the
@@ -44,8 +44,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from detectors.statecheck import NUM, Spec, fields, floats, mapping
 from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
 from guardrails.budget_book import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
 
@@ -63,7 +64,7 @@ MAX_COARSE_SLOTS = 72
 MIN_SLOT_MIN = 5
 #: While the tracker has seen less than the forecast window, its rate is averaged over at least this.
 MIN_RATE_SPAN_S = 3600
-_STATE_VERSION = 1
+OPT_INT = (int, type(None))
 
 
 def threshold_name(fraction: float) -> str:
@@ -123,7 +124,7 @@ class BurnEvent:
 class BurnTracker:
     """State of one budget. Build with :meth:`from_spec`; feed with :meth:`observe`.
 
-    Pickles to a compact tuple (see ``__getstate__``); the rings' geometry follows the
+    Its table state is :meth:`to_state`; the rings' geometry follows the
     rules' windows, so a week-long window does not make the state larger.
     """
 
@@ -193,24 +194,55 @@ class BurnTracker:
             self._k = max(MIN_SLOT_MIN, -(-n_max // MAX_COARSE_SLOTS))
             self._coarse = [0.0] * (-(-n_max // self._k) + 1)
 
-    # ------------------------------------------------------------------ state (pickle)
+    # ------------------------------------------------------------------ table state (streams.state.codec)
 
-    def __getstate__(self) -> tuple[Any, ...]:
-        rules = tuple((r.name, r.long_s, r.short_s, r.factor, r.severity) for r in self.rules)
-        return (_STATE_VERSION, self.budget_id, self.cap_usd, self.period, rules, self.thresholds,
-                self._fine, self._coarse, self._k, self._head, self._origin, self._pstart, self._pend,
-                self._spent, self._fired, self._active)
+    STATE_TAG = "burn_tracker"
+    STATE_VERSION = 1
+    _STATE = Spec({
+        "budget_id": str, "cap_usd": NUM, "period": str, "rules": tuple, "thresholds": tuple, "_fine": list,
+        "_coarse": list, "_k": int, "_head": OPT_INT, "_origin": OPT_INT, "_pstart": int, "_pend": int,
+        "_spent": NUM, "_fired": int, "_active": dict})
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        if state[0] != _STATE_VERSION:
-            raise ValueError(f"unknown BurnTracker state version {state[0]!r}")
-        (_, self.budget_id, self.cap_usd, self.period, rules, self.thresholds, self._fine, self._coarse,
-         self._k, self._head, self._origin, self._pstart, self._pend, self._spent, self._fired,
-         self._active) = state
-        self.rules = tuple(BurnRule(*r) for r in rules)
+    def to_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._STATE.order}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "BurnTracker":
+        """Rebuild from :meth:`to_state` without ``__init__``; the rings must have the geometry the
+        stored rules give (at most 60 + 74 slots whatever the windows)."""
+        fields(state, cls._STATE)
+        if state["period"] not in get_args(Period):
+            raise ValueError(f"unknown period {state['period'][:32]!r}")
+        if not all(type(r) is BurnRule for r in state["rules"]):
+            raise ValueError("rules must be BurnRule values")
+        if not all(type(t) in (int, float) for t in state["thresholds"]):
+            raise ValueError("thresholds must be numbers")
+        mapping(state["_active"], "_active", str, int)
+        tr = cls.__new__(cls)
+        tr.rules = state["rules"]
+        tr._geometry()  # bounded: the fine ring <= 60 slots, the coarse ring <= MAX_COARSE_SLOTS + 2
+        want = (len(tr._fine), len(tr._coarse), tr._k)
+        floats(state["_fine"], "_fine", length=want[0])
+        floats(state["_coarse"], "_coarse", length=want[1])
+        if state["_k"] != want[2]:
+            raise ValueError(f"rings {len(state['_fine'])}/{len(state['_coarse'])}/{state['_k']} do not match "
+                             f"the rules' geometry {want}")
+        if state["_head"] is not None and (state["_pend"] <= state["_pstart"] or state["_origin"] is None):
+            raise ValueError("a started tracker needs a period and an origin")
+        for k, v in state.items():
+            setattr(tr, k, v)
+        return tr
+
+    # pickle (tests only; the service stores to_state() through streams.state.codec)
+    def __getstate__(self) -> dict[str, Any]:
+        return self.to_state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, BurnTracker) and self.__getstate__() == other.__getstate__()
+        return isinstance(other, BurnTracker) and self.to_state() == other.to_state()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -264,6 +296,13 @@ class BurnTracker:
     def window_sums(self) -> dict[int, float]:
         """Sums for every window the rules need (the input of :func:`guardrails.burn_rate.evaluate`)."""
         return {w: self.window_sum(w) for w in needed_windows(self.rules)}
+
+    def burn_rates(self) -> dict[int, float]:
+        """Burn rate of every window the rules need (spend ÷ the even pace that lands on the cap)."""
+        if not self._pend:
+            return {}
+        budget = self._budget()
+        return {w: burn_rate(s, w, budget) for w, s in self.window_sums().items()}
 
     def _budget(self) -> Budget:
         return Budget(self.cap_usd, float((self._pend - self._pstart) * 60))
