@@ -102,13 +102,26 @@ class UsageProducer:
         if failed:
             raise RuntimeError(f"{failed} event(s) were not accepted by the broker")
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then close the Kafka client (waiting at most ``timeout`` seconds for it)."""
         if self._closed.is_set():
             return
         self.flush()
         self._closed.set()
         self._flusher.join(timeout=5)
-        self.producer.close()
+        self.producer.close(timeout=timeout)
+
+    def abort(self) -> None:
+        """Close without sending what is buffered (the broker is gone): returns promptly."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._lock:
+            for source in self.buffers:
+                self.buffers[source] = []
+            self.oldest.clear()
+        self._flusher.join(timeout=5)
+        self.producer.close(timeout=0)
 
     def __enter__(self) -> "UsageProducer":
         return self

@@ -1,18 +1,31 @@
-"""``burnguard publish``: validate usage events (JSON lines, or a FOCUS CSV) and send them as envelopes."""
+"""``burnguard publish``: validate usage events (JSON lines, or a FOCUS CSV), then send them as envelopes.
+
+Every line is validated before anything is sent, and every bad line is reported as
+``FILE: line N[, event I]: reason``. Then the valid lines are sent; a broker that cannot be reached
+is one sentence naming its address and ``BURNGUARD_BROKER`` (exit 3), never a traceback.
+``--check`` validates only: it needs no broker and sends nothing.
+
+Exit status: 0 all sent (or all valid with ``--check``), 1 some lines rejected, 2 usage or
+configuration error, 3 the broker could not be reached or did not take every event.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
+from pydantic import ValidationError
 
-from schemas.ingest import Normalizer
+from schemas.ingest import Normalizer, split_envelope
 from schemas.sources.focus import iter_focus_csv
-from sinks.kafka_producer import UsageProducer
+from schemas.text import plain_text
 from streams.settings import USAGE_TOPICS, Settings
+
+EXIT_REJECTED, EXIT_USAGE, EXIT_BROKER = 1, 2, 3
 
 
 def json_lines(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
@@ -27,48 +40,131 @@ def csv_rows(path: str) -> Iterator[tuple[str, bytes]]:
         yield f"line {n}", orjson.dumps(row)
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = Settings()
-    if settings.broker is None:
-        print("error: set BURNGUARD_BROKER=kafka://host:port (see `burnguard broker`)", file=sys.stderr)
-        return 2
-    if args.file.endswith(".csv") and args.source != "billing":
-        print("error: CSV input is FOCUS billing rows: use --source billing", file=sys.stderr)
-        return 2
-    normalizer = Normalizer()
-    name = "<stdin>" if args.file == "-" else args.file
-    stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
-    errors = 0
-    with stream, UsageProducer(settings.bootstrap_servers, batch_size=args.batch_size) as producer:
-        lines = csv_rows(args.file) if args.file.endswith(".csv") else json_lines(stream)
-        for where, raw in lines:
-            if not args.no_validate:
-                _, rejects = normalizer.parse(args.source, raw)
-                if rejects:
-                    errors += 1
-                    for rej in rejects:
-                        at = where + (f", event {rej.index}" if rej.index is not None else "")
-                        print(f"{name}: {at}: {rej.reason}", file=sys.stderr)
-                    continue
-            try:
-                doc: Any = orjson.loads(raw)
-            except orjson.JSONDecodeError as err:  # only reachable with --no-validate
-                errors += 1
-                print(f"{name}: {where}: invalid JSON: {err}", file=sys.stderr)
+@dataclass
+class Checked:
+    """The outcome of the validation pass: events ready to send, and how many lines were bad."""
+
+    events: list[Any] = field(default_factory=list)
+    lines: int = 0
+    bad_lines: int = 0
+
+
+def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full: bool = True,
+             err: IO[str] | None = None) -> Checked:
+    """Read every line; report each bad one (``name: line N[, event I]: reason``) to ``err``.
+
+    With ``full`` each line goes through the same :class:`Normalizer` the service runs; without
+    it (``--no-validate``) a line only has to be JSON.
+    """
+    err = err if err is not None else sys.stderr
+    normalizer = Normalizer() if full else None
+    out = Checked()
+    for where, raw in lines:
+        out.lines += 1
+        if normalizer is not None:
+            _, rejects = normalizer.parse(source, raw)
+            if rejects:
+                out.bad_lines += 1
+                for rej in rejects:
+                    at = where + (f", event {rej.index}" if rej.index is not None else "")
+                    print(plain_text(f"{name}: {at}: {rej.reason}", keep_newlines=False), file=err)
                 continue
-            for event in (doc if isinstance(doc, list) else doc.get("events", [doc]) if isinstance(doc, dict) else [doc]):
-                producer.send(args.source, event)
-        producer.flush()
-        sent, messages = producer.sent_events, producer.sent_messages
-    print(f"sent {sent} events in {messages} messages to {USAGE_TOPICS[args.source]}; "
-          f"{errors} line(s) rejected")
-    return 1 if errors else 0
+        try:
+            doc: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:  # only reachable with --no-validate
+            out.bad_lines += 1
+            print(f"{name}: {where}: invalid JSON: {e}", file=err)
+            continue
+        items = split_envelope(doc)
+        if items is None:
+            items = [doc]
+        elif isinstance(doc, dict) and isinstance(doc.get("events"), list) and isinstance(doc.get("format"), str):
+            # {"format": "openai", "events": [...]}: the envelope's format goes with each event re-batched
+            items = [dict(e, format=doc["format"]) if isinstance(e, dict) and "format" not in e else e for e in items]
+        out.events += items
+    return out
+
+
+def _broker_error(settings: Settings, what: str) -> int:
+    print(f"error: {what} the Kafka broker at {settings.bootstrap_servers} "
+          f"(BURNGUARD_BROKER={settings.broker}); check the address and that the broker is running.",
+          file=sys.stderr)
+    return EXIT_BROKER
+
+
+def send(settings: Settings, source: str, events: list[Any], *, batch_size: int,
+         connect_timeout: float) -> tuple[int, int] | int:
+    """Send ``events``; (events, messages) sent, or an exit status after printing one sentence."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from sinks.kafka_producer import UsageProducer
+
+    kafka_config: dict[str, Any] = settings.kafka_python_config()  # SASL/TLS when configured
+    if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python >= 3
+        kafka_config["bootstrap_timeout_ms"] = int(connect_timeout * 1000)
+    kafka_config.setdefault("max_block_ms", int(connect_timeout * 1000))
+    try:
+        producer = UsageProducer(settings.bootstrap_servers, batch_size=batch_size, **kafka_config)
+    except (KafkaError, OSError):
+        return _broker_error(settings, "cannot reach")
+    try:
+        for event in events:
+            producer.send(source, event)
+        producer.flush(timeout=connect_timeout + 30)
+    except (KafkaError, OSError, RuntimeError):
+        sent = producer.sent_events
+        producer.abort()
+        return _broker_error(settings, f"sent {sent} of {len(events)} events, then lost")
+    producer.close(timeout=10)
+    return producer.sent_events, producer.sent_messages
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        first = e.errors()[0]
+        print(f"error: setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    is_csv = args.file.endswith(".csv")
+    if is_csv and args.source != "billing":
+        print("error: CSV input is FOCUS billing rows: use --source billing", file=sys.stderr)
+        return EXIT_USAGE
+    name = "<stdin>" if args.file == "-" else args.file
+    try:
+        if is_csv:
+            checked = validate(name, csv_rows(args.file), args.source, full=not args.no_validate)
+        else:
+            with (sys.stdin.buffer if args.file == "-" else open(args.file, "rb")) as stream:
+                checked = validate(name, json_lines(stream), args.source, full=not args.no_validate)
+    except OSError as e:
+        print(f"error: cannot read {name}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = f"{checked.bad_lines} line(s) rejected"
+    if args.check:
+        print(f"checked {checked.lines} line(s): {len(checked.events)} valid events, {summary}; nothing sent")
+        return EXIT_REJECTED if checked.bad_lines else 0
+    if settings.broker is None:
+        print(f"{summary}; error: no broker configured: set BURNGUARD_BROKER=kafka://host:port "
+              f"(see `burnguard broker`), or use --check to validate only", file=sys.stderr)
+        return EXIT_USAGE
+    result = send(settings, args.source, checked.events, batch_size=args.batch_size,
+                  connect_timeout=args.connect_timeout) if checked.events else (0, 0)
+    if isinstance(result, int):
+        print(f"nothing more was sent; {summary}", file=sys.stderr)
+        return result
+    sent, messages = result
+    print(f"sent {sent} events in {messages} messages to {USAGE_TOPICS[args.source]}; {summary}")
+    return EXIT_REJECTED if checked.bad_lines else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("publish", help="publish usage events (validated, batched into envelopes)")
+    p = sub.add_parser("publish", help="validate, then publish usage events (batched into envelopes)")
     p.add_argument("file", help="JSON-lines file (one event or envelope per line), a FOCUS .csv, or - for stdin")
     p.add_argument("--source", choices=sorted(USAGE_TOPICS), default="llm")
     p.add_argument("--batch-size", type=int, default=500, help="events per envelope")
-    p.add_argument("--no-validate", action="store_true", help="send without validating first")
+    p.add_argument("--check", action="store_true", help="validate every line and report, send nothing")
+    p.add_argument("--no-validate", action="store_true", help="send without validating first (JSON only)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker")
     p.set_defaults(func=run)
