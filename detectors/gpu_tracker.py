@@ -25,6 +25,7 @@ from array import array
 from datetime import datetime, timedelta
 
 from detectors.pinned_model import ServingStatus
+from detectors.statecheck import NUM, Spec, fields, mapping
 from detectors.zombie_gpu import GpuResource, ZombieAlert, ZombieRules, check
 
 _KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -37,6 +38,9 @@ _KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 SLOT_S = 300  # 5-minute slots for the 24 h utilisation profile
 SLOTS = 24 * 3600 // SLOT_S
 GPU_GONE_AFTER = timedelta(minutes=5)  # a GPU not sampled for this long is no longer allocated
+#: GPUs tracked per allocation (a node has 8-16): samples of further GPU ids are counted, not tracked, so
+#: one envelope of 20k distinct ids costs 20k x this, not 20k^2 / 2
+MAX_GPUS_PER_ALLOCATION = 64
 
 
 def kind_of(namespace: str | None, pod: str | None) -> str:
@@ -54,12 +58,16 @@ def kind_of(namespace: str | None, pod: str | None) -> str:
 
 class GpuTracker:
     __slots__ = ("resource", "kind", "rules", "gpus", "usd_per_gpu_hour", "idle_since", "was_busy",
-                 "last_active", "slot_sums", "slot_counts", "slot_start", "firing", "util")
+                 "last_active", "slot_sums", "slot_counts", "slot_start", "firing", "util", "max_gpus",
+                 "refused_samples")
 
-    def __init__(self, resource: str, kind: str, rules: ZombieRules | None = None) -> None:
+    def __init__(self, resource: str, kind: str, rules: ZombieRules | None = None,
+                 max_gpus: int = MAX_GPUS_PER_ALLOCATION) -> None:
         self.resource = resource
         self.kind = kind
         self.rules = rules or ZombieRules()
+        self.max_gpus = max(1, max_gpus)
+        self.refused_samples = 0  # samples of GPUs beyond max_gpus (ignored; report it)
         self.gpus: dict[str, datetime] = {}  # GPU id -> last sample time
         self.util: dict[str, float] = {}  # GPU id -> latest engine activity
         self.usd_per_gpu_hour = 0.0
@@ -73,12 +81,16 @@ class GpuTracker:
 
     def observe(self, t: datetime, gpu: str, util: float, cost_usd: float, gpu_seconds: float
                 ) -> list[tuple[str, ZombieAlert, datetime]]:
-        """One sample of one GPU; returns (status, alert, since) transitions."""
+        """One sample of one GPU; returns (status, alert, since) transitions. A sample of a new GPU
+        while ``max_gpus`` are tracked (none gone) is counted in ``refused_samples`` and ignored."""
+        if gpu not in self.gpus and len(self.gpus) >= self.max_gpus:
+            self._forget_gone(t)
+            if len(self.gpus) >= self.max_gpus:
+                self.refused_samples += 1
+                return []
         self.gpus[gpu] = t
         self.util[gpu] = util
-        for g, seen in list(self.gpus.items()):
-            if t - seen > GPU_GONE_AFTER:
-                del self.gpus[g], self.util[g]
+        self._forget_gone(t)
         if gpu_seconds > 0 and cost_usd > 0:
             rate = cost_usd / gpu_seconds * 3600
             self.usd_per_gpu_hour = rate if self.usd_per_gpu_hour == 0 else 0.9 * self.usd_per_gpu_hour + 0.1 * rate
@@ -90,6 +102,11 @@ class GpuTracker:
             self.idle_since, self.last_active, self.was_busy = None, t, True
         self._record_slot(t, util_now)
         return self._transitions(t, util_now)
+
+    def _forget_gone(self, t: datetime) -> None:
+        for g, seen in list(self.gpus.items()):  # at most max_gpus
+            if t - seen > GPU_GONE_AFTER:
+                del self.gpus[g], self.util[g]
 
     def _record_slot(self, t: datetime, util: float) -> None:
         slot = int(t.timestamp()) // SLOT_S
@@ -147,3 +164,33 @@ class GpuTracker:
             since = self.firing.pop(rule)
             out.append(("resolved", ZombieAlert(rule, self.resource, 0.0, 0.0, "no longer idle"), since))
         return out
+
+    # -- table state (streams.state.codec) ---------------------------------------------------
+    STATE_TAG = "gpu_tracker"
+    STATE_VERSION = 1
+    _STATE = Spec({
+        "resource": str, "kind": str, "rules": ZombieRules, "gpus": dict, "usd_per_gpu_hour": NUM,
+        "idle_since": (datetime, type(None)), "was_busy": bool, "last_active": (datetime, type(None)),
+        "slot_sums": array, "slot_counts": array, "slot_start": int, "firing": dict, "util": dict,
+        "max_gpus": int, "refused_samples": int})
+
+    def to_state(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self._STATE.order}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "GpuTracker":
+        fields(state, cls._STATE)
+        gpus = mapping(state["gpus"], "gpus", str, datetime)
+        util = mapping(state["util"], "util", str, NUM)
+        mapping(state["firing"], "firing", str, datetime)
+        if gpus.keys() != util.keys() or not 1 <= state["max_gpus"] or len(gpus) > state["max_gpus"]:  # type: ignore[operator]
+            raise ValueError("gpus and util must name the same GPUs, at most max_gpus (>= 1)")
+        for k, code in (("slot_sums", "f"), ("slot_counts", "H")):
+            a = state[k]
+            if a.typecode != code or len(a) != SLOTS:  # type: ignore[attr-defined]
+                raise ValueError(f"field {k!r} must be {SLOTS} values of type {code!r}")
+        tr = cls.__new__(cls)
+        for k, v in state.items():
+            setattr(tr, k, v)
+        return tr
+
