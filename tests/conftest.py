@@ -61,17 +61,3 @@ def _drop_all(url: str) -> None:
             conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
     finally:
         engine.dispose()
-
-
-#: End-to-end tests run a real broker and worker processes on 2 shared cores; under load Faust's
-#: producer buffer fills and a worker can stall or a kill -9 can land in a one-message window
-#: (docs in README "Tests"). One retry, reported as a rerun ("R" and "N rerun" in pytest's summary),
-#: so a flake is visible but does not hide a real failure: a broken path fails both times.
-E2E_RERUNS = 1
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("e2e") is not None:
-            item.add_marker(pytest.mark.flaky(reruns=E2E_RERUNS, reruns_delay=2))
-
