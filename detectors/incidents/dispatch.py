@@ -52,6 +52,7 @@ from detectors.incidents.silence import Acknowledge, Command, Resolve, apply, re
 from detectors.incidents.state import AlertRef, IncidentBook, IncidentState
 from schemas.alert import Alert
 
+_JUST_BEFORE = timedelta(microseconds=1)
 Kind = Literal["open", "update", "resolve", "reopen", "repeat", "ack", "snooze"]
 
 
@@ -104,11 +105,14 @@ class Dispatcher:
 
     # -- input -----------------------------------------------------------------------------------
     def observe(self, alert: Alert) -> list[Notification]:
-        """One alert transition (firing or resolved). Returns only what is announced at once (a
-        resolution, a re-open); the rest falls due in :meth:`advance`, so alerts of one instant
-        are announced together."""
+        """One alert transition (firing or resolved). Returns what fell due *before* the alert's
+        time, and what it makes due at once (a resolution, a re-open); what falls due at its time
+        comes from the next :meth:`advance` or later alert, so alerts of one instant go out together."""
         ref = alert_ref(alert)
         out: list[Notification] = []
+        if self.book.now is not None and ref.at > self.book.now:
+            # the alert proves event time reached ref.at: what fell due before it is announced first
+            out += self.advance(ref.at - _JUST_BEFORE)
         existing = self.book.by_fingerprint(ref.fingerprint)
         if ref.status == "resolved":
             if existing is not None:

@@ -160,3 +160,16 @@ def test_unacknowledged_incident_repeats_after_repeat_interval() -> None:
     assert d.advance(T0 + timedelta(hours=4)) == []  # 3h57 after the first message
     assert [n.kind for n in d.advance(T0 + timedelta(hours=4, minutes=3))] == ["repeat"]
     assert d.advance(T0 + timedelta(hours=5)) == []
+
+
+def test_alerts_alone_move_event_time_as_the_stream_sees_them() -> None:
+    """No ticks: the resolutions at 14:25 prove event time passed 14:03, so the incident is announced
+    (with all 9 alerts) before they resolve it: one message, one resolution."""
+    d = Dispatcher()
+    notes = []
+    for a in sorted(demo_alerts(), key=lambda a: a.window_end):
+        notes += d.observe(a)
+    assert notes == []
+    for a in demo_alerts():
+        notes += d.observe(a.model_copy(update={"status": "resolved", "window_end": T0 + timedelta(minutes=25)}))
+    assert [(n.kind, n.at.minute, len(n.new_alerts)) for n in notes] == [("open", 24, 9), ("resolve", 25, 0)]
