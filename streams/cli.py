@@ -9,7 +9,7 @@ import importlib
 import sys
 
 COMMANDS = ("broker", "worker", "publish", "demo", "alerts", "deadletter", "detect", "schemas", "incidents", "policy",
-            "approvals", "audit", "db")
+            "approvals", "audit", "db", "budgets")
 
 
 def build_parser() -> argparse.ArgumentParser:
