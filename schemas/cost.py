@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import UNALLOCATED, UNKNOWN, Money, UtcDatetime
+from schemas.events import UNALLOCATED, UNKNOWN, Money, SignedMoney, UtcDatetime
 
 Source = Literal["llm", "gpu", "billing"]
 KEY_FIELDS: tuple[str, ...] = ("team", "feature", "customer", "model", "environment")
@@ -73,7 +73,7 @@ class CostRecord(BaseModel):
     model: str = UNKNOWN
     environment: str = "production"
     provider: str = UNKNOWN
-    cost_usd: Money = 0.0
+    cost_usd: SignedMoney = Field(0.0, description="USD; negative only for billing credits and refunds (netted)")
     priced: bool = True
     requests: int = Field(0, ge=0)
     failed_requests: int = Field(0, ge=0, description="of requests, calls that failed (LiteLLM status failure)")

@@ -37,8 +37,16 @@ def _finite_non_negative(v: float | None) -> float | None:
     return v
 
 
+def _finite(v: float | None) -> float | None:
+    if v is not None and (math.isnan(v) or math.isinf(v)):
+        raise ValueError("must be a finite number")
+    return v
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 Money = Annotated[float, AfterValidator(_finite_non_negative)]
+#: An amount that may be negative: billing credits and refunds (FOCUS rows), netted into spend.
+SignedMoney = Annotated[float, AfterValidator(_finite)]
 
 
 class Tags(BaseModel):

@@ -5,8 +5,12 @@ with commitment purchases spread over the usage they cover. ``BilledCost`` would
 reserved-instance or savings-plan purchase as one spike on the invoice day and its usage
 as free, and ``ListCost`` ignores discounts; neither is what a team's usage really costs.
 If ``EffectiveCost`` is empty, ``BilledCost`` is used. The record time is
-``ChargePeriodStart`` (``ChargePeriodEnd`` is kept as ``period_end``). Costs must be in USD
-and not negative: credits and refunds are rejected with a reason, not netted.
+``ChargePeriodStart`` (``ChargePeriodEnd`` is kept as ``period_end``). Costs must be in USD.
+
+Credits and refunds (negative costs, ``ChargeCategory`` ``Credit`` or ``Adjustment``) are
+legitimate rows: they are accepted and netted into spend and budgets, as on the invoice. A credit
+lowers a minute's spend; it is never scored as a spike (detection looks for rises). Only billing
+rows may be negative: an LLM call or GPU sample with a negative cost is still rejected.
 
 Allocation tags: ``Tags`` (a JSON object, or a JSON string of one as in CSV exports), every
 ``x_`` custom column, and ``service``/``resource_id``/``sub_account``/``region`` from the row.
@@ -34,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
-from schemas.events import UNKNOWN, Money
+from schemas.events import UNKNOWN, SignedMoney
 from schemas.pricing import PriceCatalog
 from schemas.sources._common import EventTime, fast_record
 
@@ -47,10 +51,10 @@ class FocusRow(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     format: Literal["focus"] | None = None
-    BilledCost: Money | None = None
-    EffectiveCost: Money | None = None
-    ListCost: Money | None = None
-    ContractedCost: Money | None = None
+    BilledCost: SignedMoney | None = None
+    EffectiveCost: SignedMoney | None = None
+    ListCost: SignedMoney | None = None
+    ContractedCost: SignedMoney | None = None
     BillingCurrency: str | None = None
     ChargePeriodStart: EventTime
     ChargePeriodEnd: EventTime | None = None

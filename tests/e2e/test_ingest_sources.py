@@ -48,6 +48,7 @@ def mixed_messages() -> list[tuple[str, bytes]]:
         ("billing", orjson.dumps({"events": billing})),
         ("billing", orjson.dumps({**billing[0], "EffectiveCost": "lots"})),
         ("billing", b"42"),                                            # JSON, but not an event
+        ("billing", orjson.dumps({**billing[0], "BillingCurrency": "EUR"})),  # not USD (a credit is accepted)
     ]
 
 

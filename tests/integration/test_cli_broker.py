@@ -54,15 +54,18 @@ def test_publish_sends_valid_lines_and_reports_each_bad_one(broker, tmp_path, ca
     assert events_on(broker.bootstrap, "usage.llm") == good
 
 
-def test_publish_focus_csv_sends_valid_rows_and_names_the_bad_line(broker, capsys) -> None:
+def test_publish_focus_csv_sends_valid_rows_and_names_the_bad_line(broker, tmp_path, capsys) -> None:
     rows = (PAYLOADS / "focus.csv").read_text().strip().splitlines()[1:]
-    credit_line = next(n for n, row in enumerate(rows, 2) if row.startswith("-"))  # negative cost: rejected
-    assert main(["publish", "--source", "billing", str(PAYLOADS / "focus.csv")]) == 1
+    assert any(row.startswith("-") for row in rows)  # a credit: accepted and netted (issue 9)
+    bad = tmp_path / "focus_bad.csv"
+    bad.write_text((PAYLOADS / "focus.csv").read_text().rstrip("\n") + "\n" + rows[0].replace(",USD,", ",EUR,") + "\n")
+    bad_line = len(rows) + 2
+    assert main(["publish", "--source", "billing", str(bad)]) == 1
     out, err = capsys.readouterr()
-    assert f"line {credit_line}: " in err and "non-negative" in err
+    assert f"line {bad_line}: " in err and "USD" in err
     sent = events_on(broker.bootstrap, "usage.billing")
-    assert len(sent) == len(rows) - 1 > 0
-    assert f"sent {len(rows) - 1} events" in out and "1 line(s) rejected" in out
+    assert len(sent) == len(rows) > 0
+    assert f"sent {len(rows)} events" in out and "1 line(s) rejected" in out
     assert main(["publish", "--source", "llm", str(PAYLOADS / "focus.csv")]) == 2
 
 

@@ -159,11 +159,24 @@ def test_focus_csv_rows(normalizer: Normalizer) -> None:
     rows = read_focus_csv(PAYLOADS / "focus.csv")
     assert len(rows) == 3 and rows[0]["x_CostCenter"] == "cc-100"
     records, rejects = normalizer.parse_items("billing", rows)
-    assert [r.cost_usd for r in records] == [12.0, 3.5]  # second row: empty EffectiveCost -> BilledCost
-    assert [r.team for r in records] == ["support", "unallocated"]
+    # second row: empty EffectiveCost -> BilledCost; third: a credit, accepted and netted (issue 9)
+    assert [r.cost_usd for r in records] == [12.0, 3.5, -25.0]
+    assert [r.team for r in records] == ["support", "unallocated", "unallocated"]
     assert records[0].provider == "Microsoft" and records[0].feature == "ticket-triage"
-    assert len(rejects) == 1 and rejects[0].index == 2
-    assert "non-negative" in rejects[0].reason and "EffectiveCost" in rejects[0].reason
+    assert rejects == []
+    assert sum(r.cost_usd for r in records) == pytest.approx(12.0 + 3.5 - 25.0)  # netted, as on the invoice
+
+
+def test_focus_credit_is_accepted_and_an_llm_negative_cost_is_not(normalizer: Normalizer) -> None:
+    credit = {"BilledCost": "-40", "EffectiveCost": "-40", "ChargeCategory": "Credit",
+              "ChargePeriodStart": "2026-01-05T00:00:00Z", "ServiceName": "Azure OpenAI", "Tags": {"team": "search"}}
+    (r,), rejects = normalizer.parse("billing", orjson.dumps(credit))
+    assert rejects == [] and (r.cost_usd, r.team, r.priced) == (-40.0, "search", True)
+    _, rejects = normalizer.parse("llm", orjson.dumps({"timestamp": "2026-01-05T00:00:00Z", "model": "gpt-4o",
+                                                        "cost_usd": -1}))
+    assert len(rejects) == 1 and "non-negative" in rejects[0].reason
+    _, rejects = normalizer.parse("billing", orjson.dumps({**credit, "EffectiveCost": "-inf"}))
+    assert len(rejects) == 1 and "finite" in rejects[0].reason
 
 
 def test_focus_x_columns_are_kept_and_usable_by_rules() -> None:
