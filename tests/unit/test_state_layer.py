@@ -1,0 +1,267 @@
+"""The state layer's guarantees, on the agents' handlers with in-memory tables (no broker).
+
+Each test is one defect of issue 8, replayed as a hand-worked scenario: a crash between an
+emission and its state write, a redelivered origin, an undecodable value, a stall, two producers
+at different lags, a budget alone on its partition, a flood of invented customers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+
+from guardrails.budget_book import BudgetBook
+from guardrails.spend_routing import spend_by_budget
+from schemas.bucket import load_batch
+from schemas.cardinality import CardinalityLimiter
+from schemas.cost import CostRecord
+from streams.agents.aggregate import Aggregate
+from streams.agents.budgets import Budgets
+from streams.agents.detect import Detect
+from streams.agents.guard import guarded
+from streams.agents.normalize import PUNCT
+from streams.scoring import BucketScorer
+from streams.settings import Settings
+from streams.state.clocks import EventClock, PartitionClocks, Punctuation, SourceProgress
+from streams.state.tables import StateQuarantined, TypedTable
+from streams.state.values import BudgetState
+from streams.state.windows import KeyWindows
+
+T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
+SETTINGS = Settings(_env_file=None, allowed_lateness_seconds=0, bucket_seconds=60)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def costs(src: str, off: int, clock: str, newest: float, *recs: tuple[float, float]) -> bytes:
+    return orjson.dumps({"o": [src, off], "clk": [clock, newest],
+                         "records": [{"ts": ts, "cost_usd": usd, "requests": 1} for ts, usd in recs]})
+
+
+def punct(wall: float, clocks: dict[str, list], idle_ok: bool = False, scan: bool = True) -> bytes:
+    parts: dict[str, PartitionClocks] = {}
+    for clock, reading in clocks.items():
+        parts.setdefault(clock.split(":")[0], PartitionClocks(idle_ok=idle_ok, clocks={})).clocks[clock] = reading
+    return Punctuation(wall=wall, scan=scan, parts=parts).model_dump_json().encode()
+
+
+class Aggregator:
+    def __init__(self, table: dict | None = None) -> None:
+        self.table: dict[str, bytes] = {} if table is None else table
+        self.sent: list[tuple[str, bytes]] = []
+
+        async def send(key: str, value: bytes) -> None:
+            self.sent.append((key, value))
+
+        self.handler = Aggregate(TypedTable(self.table, "open_buckets", KeyWindows), send, SETTINGS)
+
+    def feed(self, messages: list[tuple[str, bytes]]) -> None:
+        for key, value in messages:
+            run(self.handler.handle(key, value, 0, T0 + 10_000))
+
+    def batches(self) -> list[tuple[str, int, list[tuple[float, float, bool]]]]:
+        out = []
+        for _, value in self.sent:
+            b = load_batch(value)
+            out.append((b.key, b.seq, [(x.start.timestamp(), round(x.spend_usd, 9), x.late) for x in b.buckets]))
+        return out
+
+
+def test_a_crash_between_emission_and_state_write_re_emits_the_same_batches() -> None:
+    """Defect 1: aggregate sends closed buckets, then writes its state. A crash in between used to re-emit
+    buckets that budgets added again. Now the replay re-emits byte-identical batches under the same
+    (key, seq), whatever the interleaving of records and punctuations."""
+    gw = "usage.llm/0:gw"
+    messages = [
+        ("k", costs("usage.llm/0", 1, gw, T0 + 10, (T0 + 10, 1.0))),
+        ("k", costs("usage.llm/0", 2, gw, T0 + 70, (T0 + 70, 2.0))),     # closes minute 0
+        (PUNCT, punct(T0 + 500, {gw: [T0 + 70, False]})),
+        ("k", costs("usage.llm/0", 3, gw, T0 + 75, (T0 + 30, 4.0))),     # late for minute 0: a correction
+        ("k", costs("usage.llm/0", 4, gw, T0 + 130, (T0 + 130, 8.0))),   # closes minute 1
+        (PUNCT, punct(T0 + 900, {gw: [T0 + 130, True]})),                 # gw idle: minute 2 closes
+    ]
+    first = Aggregator()
+    first.feed(messages[:2])
+    saved_after_two = dict(first.table)  # the changelog as it stood when the worker was killed
+    first.feed(messages[2:])
+    replayed = Aggregator(saved_after_two)
+    replayed.feed(messages[2:])  # the redelivered messages after the crash (offsets not committed)
+    assert replayed.batches() == first.batches()[1:]
+    assert first.batches() == [
+        ("k", 1, [(T0, 1.0, False)]),
+        ("k", 2, [(T0, 4.0, True)]),
+        ("k", 3, [(T0 + 60, 2.0, False)]),
+        ("k", 4, [(T0 + 120, 8.0, False)]),
+    ]
+
+
+def test_a_redelivered_costs_message_is_applied_once() -> None:
+    gw = "usage.llm/0:gw"
+    agg = Aggregator()
+    msg = ("k", costs("usage.llm/0", 5, gw, T0 + 10, (T0 + 10, 1.0)))
+    agg.feed([msg, msg, ("k", costs("usage.llm/0", 6, gw, T0 + 70, (T0 + 70, 0.5)))])
+    assert agg.batches() == [("k", 1, [(T0, 1.0, False)])]
+
+
+def test_a_producer_an_hour_behind_closes_its_minutes_on_its_own_clock() -> None:
+    """Defect 6: one watermark per partition closed each minute of a lagging gateway at its first message."""
+    now, behind = "usage.llm/0:eu", "usage.llm/0:us"
+    agg = Aggregator()
+    agg.feed([("a", costs("usage.llm/0", 1, now, T0 + 3600, (T0 + 3600, 1.0)))])
+    for i in range(3):  # the lagging gateway's minute 0, in three messages
+        agg.feed([("b", costs("usage.llm/0", 2 + i, behind, T0 + 10 * i, (T0 + 10 * i, 1.0)))])
+    agg.feed([("b", costs("usage.llm/0", 5, behind, T0 + 61, (T0 + 61, 1.0)))])
+    assert [x for x in agg.batches() if x[0] == "b"] == [("b", 1, [(T0, 3.0, False)])]
+
+
+def test_a_stall_flushes_nothing_while_records_are_waiting() -> None:
+    """Defect 5: after a stall of more than the idle time, the flush closed every bucket before the
+    backlog was read. Idle now means: caught up with the partition's end and quiet for the idle time."""
+    p = SourceProgress(idle_after=120.0)
+    p.assigned("usage.llm/0", wall=T0)
+    p.processed("usage.llm/0", 10, "usage.llm/0:gw", T0 - 5, wall=T0)
+    stalled = p.punctuation({"usage.llm/0": 500}, wall=T0 + 600)  # 10 minutes later, 489 messages unread
+    assert stalled.reading("usage.llm/0:gw") == (T0 - 5, False)
+    assert not stalled.parts["usage.llm/0"].idle_ok
+    caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 600)
+    assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, True)
+
+
+def test_undecodable_state_is_quarantined_and_never_reset() -> None:
+    """Defect 4: a value that cannot be decoded was logged and started afresh (open spend lost)."""
+    agg = Aggregator({"k": b"\xc1\x01garbage"})
+    with pytest.raises(StateQuarantined) as err:
+        agg.feed([("k", costs("usage.llm/0", 1, "usage.llm/0:gw", T0, (T0, 1.0)))])
+    assert err.value.key == "k" and err.value.table == "open_buckets"
+    assert agg.table["k"] == b"\xc1\x01garbage" and agg.sent == []
+
+
+BOOK = BudgetBook.from_yaml_text("""
+budgets:
+  - {id: org, cap_usd: 1000, period: day}
+  - {id: research, parent: org, scope: {team: research}, cap_usd: 100, period: day}
+  - {id: research-sandbox, parent: research, scope: {team: research, tier: sandbox}, cap_usd: 10, period: day}
+  - {id: ads, parent: org, scope: {team: ads}, cap_usd: 1, period: day,
+     rules: [{name: fast, long_s: 3600, short_s: 300, factor: 14.4, severity: page}]}
+""")
+
+
+def test_tier_scoped_budgets_receive_the_spend_of_their_tier() -> None:
+    """Defect 2: spend was routed by bucket key, which drops the tier: research-sandbox got nothing."""
+    t = datetime.fromtimestamp(T0, tz=timezone.utc)
+    recs = [CostRecord(ts=t, source="llm", team="research", tier="sandbox", cost_usd=2.5),
+            CostRecord(ts=t, source="llm", team="research", tier="production", cost_usd=4.0)]
+    routed = spend_by_budget(recs, BOOK)
+    assert routed["research-sandbox"] == [[int(T0), 2.5]]
+    assert routed["research"] == [[int(T0), 6.5]] and routed["org"] == [[int(T0), 6.5]]
+
+
+class BudgetAgent:
+    def __init__(self) -> None:
+        self.trackers = TypedTable({}, "burn_trackers", BudgetState)
+        self.alerts: list = []
+
+        async def send(alert) -> None:
+            self.alerts.append(alert)
+
+        self.handler = Budgets(BOOK, self.trackers, TypedTable({}, "clocks", EventClock), send)
+
+    def spend(self, budget: str, partition: int, src: str, off: int, minute: float, usd: float) -> None:
+        run(self.handler.handle(budget, orjson.dumps({"o": [src, off], "spend": [[minute, usd]]}), partition))
+
+    def punct(self, partition: int, value: bytes) -> None:
+        run(self.handler.handle(PUNCT, value, partition))
+
+
+def test_budget_spend_is_counted_once_whatever_is_redelivered() -> None:
+    agent = BudgetAgent()
+    for _ in range(3):  # the message, its redelivery, and normalize running again on the same usage offset
+        agent.spend("research", 1, "usage.llm/2", 40, T0, 3.0)
+    agent.spend("research", 1, "usage.llm/3", 7, T0, 1.0)  # another usage partition: its own offsets
+    agent.spend("research", 1, "usage.llm/2", 41, T0 + 60, 2.0)
+    assert agent.trackers.get("research").tracker.period_spent_usd == pytest.approx(6.0)
+
+
+def test_a_budget_incident_resolves_on_the_producers_clock_alone_on_its_partition() -> None:
+    """Defect 7: clocks were borrowed from other budgets on the same worker, so a surge that stopped
+    resolved only if some other budget saw newer spend."""
+    agent = BudgetAgent()
+    for m in range(20):  # $0.10/min on a $1/day budget: far above the even pace
+        agent.spend("ads", 3, "usage.llm/0", m, T0 + 60 * m, 0.10)
+    assert [(a.metric, a.status) for a in agent.alerts][:1] == [("burn_rate.fast", "firing")]
+    clock = "usage.llm/0:gw"
+    agent.punct(3, punct(T0 + 5000, {clock: [T0 + 19 * 60, False]}))
+    agent.punct(3, punct(T0 + 5003, {clock: [T0 + 19 * 60, True]}))     # spend stopped: the producer went idle
+    agent.punct(3, punct(T0 + 5003 + 3 * 3600, {clock: [T0 + 19 * 60, True]}))  # three hours of wall time later
+    assert ("burn_rate.fast", "resolved") in [(a.metric, a.status) for a in agent.alerts]
+
+
+def test_detect_sends_alerts_before_it_saves_and_learns_each_bucket_once() -> None:
+    """Defect 3: state was saved ("firing") before the alert was sent: a crash between lost the alert."""
+    table: dict[str, bytes] = {}
+    sent, fail = [], {"next": False}
+
+    async def send(alert) -> None:
+        if fail["next"]:
+            fail["next"] = False
+            raise KafkaTimeoutError()
+        sent.append(alert)
+
+    detect = Detect(table, BucketScorer(Settings(_env_file=None, detector="ew_zscore")), send)
+    from schemas.bucket import Bucket, dump_batch
+
+    def batch(seq: int, minute: int, cost: float) -> bytes:
+        b = Bucket(key="team=a", start=datetime.fromtimestamp(T0 + 60 * minute, tz=timezone.utc), seconds=60,
+                   spend_usd=10 * cost, requests=10)
+        return dump_batch("team=a", seq, [b])
+
+    for i in range(50):
+        run(detect.handle(batch(i, i, 0.10)))
+    fail["next"] = True
+    with pytest.raises(KafkaTimeoutError):
+        run(detect.handle(batch(50, 50, 0.50)))  # the spike: its alert could not be sent
+    run(detect.handle(batch(50, 50, 0.50)))  # retried (or redelivered after a crash)
+    run(detect.handle(batch(50, 50, 0.50)))  # and once more: already learnt, nothing new
+    assert [(a.metric, a.status) for a in sent] == [("spend", "firing"), ("cost_per_inference", "firing")]
+
+
+def test_a_transient_send_error_is_retried_not_dead_lettered() -> None:
+    """Defect 9 (smaller): a send that timed out was dead-lettered; it is retried until the broker answers."""
+    calls = []
+
+    async def handle(event) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise KafkaTimeoutError()
+
+    event = SimpleNamespace(value=b"{}", message=SimpleNamespace(topic="costs", partition=0, offset=1, key=None))
+    import streams.agents.guard as guard
+    guard.RETRY_FIRST = 0.001  # (module constant read at call time)
+    run(guarded("aggregate", event, handle))
+    assert len(calls) == 3
+
+
+def test_one_hundred_thousand_invented_customers_stay_bounded() -> None:
+    lim = CardinalityLimiter({"customer": 1000})
+    t = datetime.fromtimestamp(T0, tz=timezone.utc)
+    keys = {lim.admit(CostRecord(ts=t, source="llm", team="ads", customer=f"c{i}", cost_usd=0.01)).allocation_key
+            for i in range(100_000)}
+    assert len(keys) == 1001 and lim.overflow["customer"] == 99_000
+
+
+def test_a_billing_row_is_spread_over_its_charge_period() -> None:
+    """Defect 6: a FOCUS row's whole charge period landed in one minute."""
+    kw = KeyWindows("k", 60)
+    kw.add({"ts": T0, "end": T0 + 3600, "cost_usd": 6.0})
+    kw.see_clock("usage.billing/0:focus", T0 + 7200)
+    closed = kw.close_due(lateness=0)
+    assert len(closed) == 60 and {round(b.spend_usd, 9) for b in closed} == {0.1}
+    assert closed[0].start == datetime.fromtimestamp(T0, tz=timezone.utc)
+    assert closed[-1].start == datetime.fromtimestamp(T0, tz=timezone.utc) + timedelta(minutes=59)
