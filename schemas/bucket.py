@@ -96,10 +96,11 @@ class BucketBatch(BaseModel):
     key: str
     seq: int
     buckets: list[Bucket]
+    forget: bool = False  # the key expired (no records for key_ttl_seconds): its detector state can go too
 
 
-def dump_batch(key: str, seq: int, buckets: list[Bucket]) -> bytes:
-    return BucketBatch(key=key, seq=seq, buckets=buckets).model_dump_json().encode()
+def dump_batch(key: str, seq: int, buckets: list[Bucket], forget: bool = False) -> bytes:
+    return BucketBatch(key=key, seq=seq, buckets=buckets, forget=forget).model_dump_json().encode()
 
 
 def load_batch(value: bytes) -> BucketBatch:

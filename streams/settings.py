@@ -60,10 +60,8 @@ class Settings(BaseSettings):
     cardinality_limits: dict[str, int] = Field(
         dict(DEFAULT_CARDINALITY), description="distinct values per key dimension (per team; team: in all); beyond "
                                                "it the value becomes 'other' (JSON object)")
-    key_ttl_seconds: float = Field(6 * 3600, gt=0, description="a key's bucket state is dropped after this long "
-                                                               "without records (nothing open)")
-    series_ttl_days: float = Field(14, gt=0, description="a series' detector state is dropped after this many days "
-                                                         "without a bucket (event time)")
+    key_ttl_seconds: float = Field(14 * 86400, gt=0, description="a key's state (open buckets, detector monitors, a "
+                                    "GPU allocation's tracker) is dropped after this long without records (wall time)")
     price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")
     allocation_rules: str | None = Field(None, description="allocation rules YAML; unset = the shipped allocation.yaml")
     budgets: str | None = Field(None, description="budgets YAML; unset = the shipped guardrails/budgets.yaml")

@@ -3,7 +3,8 @@
 A ``costs`` message applies once per key (its origin is remembered in the key's state), moves the
 key's view of its source clock, and closes what that clock allows. A punctuation with ``scan`` set
 visits every key of its partition: clocks that went idle let quiet keys close, and keys with nothing
-open and no records for ``key_ttl_seconds`` are dropped. The batch is sent before the state is
+open and no records for ``key_ttl_seconds`` are dropped (with a ``forget`` batch, so detect drops the
+key's monitors too). The batch is sent before the state is
 saved; a crash between the two re-emits the same batch under the same ``seq`` (the decisions depend
 only on the key's state and the messages, which are read again in the same order).
 """
@@ -72,6 +73,8 @@ class Aggregate:
                 await self._emit(kw, closed)
                 self.windows.put(key, kw)
             elif kw.expired(punct.wall, self.settings.key_ttl_seconds):
+                kw.emitted += 1
+                await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
                 self.windows.delete(key)
 
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:

@@ -38,6 +38,10 @@ class Detect:
 
     async def handle(self, value: bytes) -> None:
         batch = load_batch(value)
+        if batch.forget:
+            for series in [f"{batch.key}#{m}" for m in self.scorer.settings.metrics] + [f"{batch.key}#children"]:
+                self.series.delete(series)
+            return
         touched: dict[str, Any] = {}  # each series' state is loaded and saved once per message
 
         def load(series: str) -> Any:

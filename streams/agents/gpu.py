@@ -35,10 +35,13 @@ WORKER_STARTED = time.time()  # this process's start, set once at import
 
 class Zombies:
     def __init__(self, trackers: TypedTable[GpuState], send: SendAlert,
-                 send_status: Callable[[str, bytes], object]) -> None:
-        self.trackers, self.send, self.send_status = trackers, send, send_status
+                 send_status: Callable[[str, bytes], object], ttl: float) -> None:
+        self.trackers, self.send, self.send_status, self.ttl = trackers, send, send_status, ttl
 
-    async def handle(self, resource: str, value: bytes) -> None:
+    async def handle(self, resource: str, value: bytes, partition: int = 0, timestamp: float = 0.0) -> None:
+        if resource == TICK and value == b"[]":
+            await self.sweep(partition, timestamp)
+            return
         doc = orjson.loads(value)
         samples = doc["samples"]
         state = self.trackers.get(resource) or GpuState(new_gpu_tracker(resource, samples[0]))
@@ -52,7 +55,21 @@ class Zombies:
         if (serving := serving_status_doc(state.tracker, samples)) is not None:
             model, status = serving
             await self.send_status(model, orjson.dumps(status))
+        state.partition, state.touched = partition, timestamp
         self.trackers.put(resource, state)
+
+    async def sweep(self, partition: int, now: float) -> None:
+        """Forget this partition's GPU allocations not sampled for ``ttl`` seconds (deleted pods)."""
+        for n, key in enumerate(self.trackers.keys()):
+            if n % 1000 == 999:
+                await asyncio.sleep(0)
+            try:
+                state = self.trackers.get(key)
+            except StateQuarantined as q:
+                await report_quarantine(q, "zombies")
+                continue
+            if state is not None and state.partition == partition and now - state.touched >= self.ttl:
+                self.trackers.delete(key)
 
 
 class PinnedModels:
@@ -113,19 +130,21 @@ async def _send_status(model: str, value: bytes) -> None:
 
 @app.timer(interval=MODEL_SWEEP_SECONDS / 4, on_leader=True)
 async def tick_models() -> None:
-    """Punctuate every model.activity partition, so servers that stopped being sampled resolve and idle
-    models are forgotten."""
+    """Punctuate every model.activity and gpu.samples partition, so servers that stopped being sampled
+    resolve, idle models are forgotten, and GPU allocations not sampled for key_ttl_seconds go."""
     for partition in range(settings.partitions):
         await retrying(lambda p=partition: model_activity_topic.send(key=TICK.encode(), value=b"[]", partition=p))
+        await retrying(lambda p=partition: gpu_samples_topic.send(key=TICK.encode(), value=b"[]", partition=p))
 
 
 @app.agent(gpu_samples_topic)
 async def zombies(stream: faust.StreamT) -> None:
     """Track each GPU allocation from its samples; alert on zombie GPUs, priced in $/h wasted."""
-    handler = Zombies(gpu_trackers, send_alert, _send_status)
+    handler = Zombies(gpu_trackers, send_alert, _send_status, settings.key_ttl_seconds)
 
     async def one(event: faust.EventT) -> None:
-        await handler.handle(event.key.decode() if isinstance(event.key, bytes) else event.key, event.value)
+        key = event.key.decode() if isinstance(event.key, bytes) else event.key
+        await handler.handle(key, event.value, event.message.partition, event.message.timestamp)
 
     async for event in stream.events():
         await guarded("zombies", event, one)

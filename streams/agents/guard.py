@@ -97,10 +97,11 @@ async def report_quarantine(q: StateQuarantined, agent: str) -> None:
                           offset=None, key=q.key)
 
 
-async def guarded(agent: str, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+async def guarded(agent: str, event: Any, handle: Callable[[Any], Awaitable[None]],
+                  retry_first: float = RETRY_FIRST) -> None:
     """Run ``handle(event)`` under the rules above."""
     msg = event.message
-    delay = RETRY_FIRST
+    delay = retry_first
     while True:
         try:
             await handle(event)

@@ -70,10 +70,13 @@ class BudgetState:
 @state_type("gpu", 1)
 @dataclass(slots=True)
 class GpuState:
-    """One GPU allocation's tracker and the source offsets applied."""
+    """One GPU allocation's tracker, the source offsets applied, its partition and when it was last sampled
+    (message time: a pod deleted long ago is forgotten after ``key_ttl_seconds``)."""
 
     tracker: GpuTracker
     applied: dict[str, int] = field(default_factory=dict)
+    partition: int = 0
+    touched: float = 0.0
 
 
 @state_type("model", 1)

@@ -242,9 +242,7 @@ def test_a_transient_send_error_is_retried_not_dead_lettered() -> None:
             raise KafkaTimeoutError()
 
     event = SimpleNamespace(value=b"{}", message=SimpleNamespace(topic="costs", partition=0, offset=1, key=None))
-    import streams.agents.guard as guard
-    guard.RETRY_FIRST = 0.001  # (module constant read at call time)
-    run(guarded("aggregate", event, handle))
+    run(guarded("aggregate", event, handle, retry_first=0.001))
     assert len(calls) == 3
 
 
@@ -265,3 +263,21 @@ def test_a_billing_row_is_spread_over_its_charge_period() -> None:
     assert len(closed) == 60 and {round(b.spend_usd, 9) for b in closed} == {0.1}
     assert closed[0].start == datetime.fromtimestamp(T0, tz=timezone.utc)
     assert closed[-1].start == datetime.fromtimestamp(T0, tz=timezone.utc) + timedelta(minutes=59)
+
+
+def test_a_quiet_key_expires_and_detect_forgets_its_monitors() -> None:
+    """Defect 8: nothing expired open_buckets or monitors."""
+    gw = "usage.llm/0:gw"
+    agg = Aggregator()
+    agg.feed([("k", costs("usage.llm/0", 1, gw, T0 + 10, (T0 + 10, 1.0)))])
+    ttl = SETTINGS.key_ttl_seconds
+    agg.feed([(PUNCT, punct(T0 + 10_000 + ttl - 1, {gw: [T0 + 10, True]}))])  # closes minute 0, keeps the key
+    assert "k" in agg.table
+    agg.feed([(PUNCT, punct(T0 + 10_000 + ttl, {gw: [T0 + 10, True]}))])  # quiet for the whole ttl
+    assert "k" not in agg.table
+    forget = load_batch(agg.sent[-1][1])
+    assert (forget.key, forget.seq, forget.forget, forget.buckets) == ("k", 2, True, [])
+
+    table = {"k#spend": b"x", "k#children": b"y", "other#spend": b"z"}
+    run(Detect(table, BucketScorer(SETTINGS), lambda a: None).handle(agg.sent[-1][1]))
+    assert table == {"other#spend": b"z"}
