@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord, Source
-from schemas.deadletter import Rejection
+from schemas.deadletter import Rejection, strip_content
 from schemas.events import MAX_FUTURE_SKEW, LlmUsageEvent
 from schemas.pricing import PriceCatalog
 from schemas.sources import FORMATS, FORMATS_BY_SOURCE, detect_format
@@ -142,11 +142,12 @@ class Normalizer:
                 else:
                     stats["internal_errors"] += 1
                     reason = f"internal error ({type(err).__name__}): {err}"[:500]
+                kept = strip_content(item)  # a dead letter never keeps prompt or response text
                 if len(rejects) < cap:
                     rejects.append(Rejection(reason=reason, index=i if envelope else None,
-                                             raw=_dumps(item) if envelope or not raw else raw))
+                                             raw=_dumps(kept) if envelope or not raw or kept is not item else raw))
                 else:
-                    rest.append(item)
+                    rest.append(kept)
                     rest_reasons[reason[:200]] += 1
                 continue
             records.append(rec)

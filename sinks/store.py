@@ -14,10 +14,10 @@ Writes are idempotent by fingerprint, so an at-least-once redelivery never dupli
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
-from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, delete, select
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -160,6 +160,17 @@ class AlertStore:
                                       index=r.index, original_b64=r.original_b64, key_b64=r.key_b64,
                                       received_at=_utc(r.received_at)))
                     for r in s.scalars(q)]
+
+    def purge_dead_letters(self, older_than_days: float, now: datetime | None = None) -> int:
+        """Delete dead letters received more than ``older_than_days`` ago (``BURNGUARD_DEAD_LETTER_RETENTION_DAYS``);
+        returns how many were deleted."""
+        if older_than_days <= 0:
+            raise ValueError("older_than_days must be > 0")
+        self._ready()
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days)
+        with Session(self.engine) as s, s.begin():
+            result = s.execute(delete(DeadLetterRow).where(DeadLetterRow.received_at < cutoff))
+            return int(result.rowcount or 0)
 
     def mark_replayed(self, ids: list[int]) -> None:
         self._ready()
