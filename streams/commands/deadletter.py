@@ -1,4 +1,4 @@
-"""``burnguard deadletter list|replay``: inspect rejected input, and re-publish it after a fix."""
+"""``burnguard deadletter list|replay|purge``: inspect rejected input, re-publish it after a fix, purge old ones."""
 
 from __future__ import annotations
 
@@ -73,6 +73,21 @@ def run_replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_purge(args: argparse.Namespace) -> int:
+    settings = Settings()
+    days = args.older_than_days if args.older_than_days is not None else settings.dead_letter_retention_days
+    if days <= 0:
+        print("error: --older-than-days must be > 0", file=sys.stderr)
+        return 2
+    store = AlertStore(settings.database_url)
+    try:
+        n = store.purge_dead_letters(days)
+    finally:
+        store.close()
+    print(f"purged {n} dead letter(s) older than {days:g} day(s)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deadletter", help="list or replay rejected input")
     dsub = p.add_subparsers(dest="deadletter_command", required=True)
@@ -87,3 +102,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--reason", default=None, help="only those whose reason contains this text")
     rp.add_argument("--limit", type=int, default=10_000)
     rp.set_defaults(func=run_replay)
+    pg = dsub.add_parser("purge", help="delete dead letters older than the retention (BURNGUARD_DEAD_LETTER_RETENTION_DAYS)")
+    pg.add_argument("--older-than-days", type=float, default=None, help="default: the retention setting")
+    pg.set_defaults(func=run_purge)

@@ -67,3 +67,19 @@ def test_purge_dead_letters_older_than_the_retention(database_url: str) -> None:
         assert store.purge_dead_letters(30, now=now) == 0
     finally:
         store.close()
+
+
+def test_deadletter_purge_command(tmp_path, monkeypatch, capsys) -> None:
+    from streams.cli import main
+
+    url = f"sqlite:///{tmp_path / 'dl.db'}"
+    monkeypatch.setenv("BURNGUARD_DATABASE_URL", url)
+    monkeypatch.setenv("BURNGUARD_DEAD_LETTER_RETENTION_DAYS", "7")
+    store = AlertStore(url)
+    for age, offset in ((8, 1), (1, 2)):
+        dl = DeadLetter.from_bytes(b"{}", reason="r", topic="usage.llm", partition=0, offset=offset)
+        dl.received_at = datetime.now(timezone.utc) - timedelta(days=age)
+        store.save_dead_letter(dl)
+    store.close()
+    assert main(["deadletter", "purge"]) == 0
+    assert "purged 1 dead letter(s) older than 7 day(s)" in capsys.readouterr().out
