@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bench import incidents as bench_incidents
 from bench import nab
 from bench import spend_scenarios as sp
 from detectors.monitor import SeriesMonitor
@@ -156,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           "a level is the calibration check)\n")
     print(t_sum, "\n")
     print(t_def, "\n", flush=True)
+    print(bench_incidents.report(series, seeds, args.processes), flush=True)
 
     fps = [footprint(n) for n in names]
     t_fp = footprint_table(fps)
