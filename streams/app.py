@@ -8,7 +8,7 @@ unset) or ``faust -A streams.app worker``. Declarations live in :mod:`streams.to
 from __future__ import annotations
 
 from streams import web  # noqa: F401
-from streams.agents import aggregate, budgets, detect, gpu, normalize, store  # noqa: F401
+from streams.agents import aggregate, budgets, detect, gpu, guardrails, normalize, store  # noqa: F401
 from streams.agents.normalize import load_budgets, load_normalizer
 from streams.topology import app
 

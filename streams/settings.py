@@ -26,8 +26,12 @@ GPU_SAMPLES_TOPIC = "gpu.samples"
 MODEL_ACTIVITY_TOPIC = "model.activity"
 BUDGET_SPEND_TOPIC = "budget.spend"
 ALERTS_TOPIC = "alerts"
+#: Overruns a policy decides on (keyed by budget id), and the decisions gateways may enforce.
+OVERRUNS_TOPIC = "guardrail.overruns"
+DECISIONS_TOPIC = "guardrail.decisions"
 ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
-                                   GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC)
+                                   GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC,
+                                   OVERRUNS_TOPIC, DECISIONS_TOPIC)
 
 
 class Settings(BaseSettings):

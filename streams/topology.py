@@ -7,7 +7,8 @@ Data flow (agents in :mod:`streams.agents`)::
                                       \\-> gpu.samples, model.activity
     costs -> aggregate (table open_buckets) -> buckets (each message numbered per key: key, seq)
     buckets -> detect (table monitors) -> alerts
-    budget.spend -> budgets (tables burn_trackers, clocks) -> alerts
+    budget.spend -> budgets (tables burn_trackers, clocks) -> alerts, guardrail.overruns
+    guardrail.overruns -> decide_overruns (policy, store) -> guardrail.decisions
     gpu.samples -> zombies (gpu_trackers) -> alerts; model.activity -> pinned_models (model_activity) -> alerts
     alerts -> store_alerts; usage.deadletter -> store_dead_letters
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 import faust
 
 from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC,
-                              GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, USAGE_TOPICS, Settings)
+                              DECISIONS_TOPIC, GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, OVERRUNS_TOPIC, USAGE_TOPICS,
+                              Settings)
 from streams.state.clocks import EventClock, SourceProgress
 from streams.state.tables import TypedTable
 from streams.state.values import BudgetState, GpuState, ModelState, Sweep
@@ -52,6 +54,8 @@ budget_spend_topic = _internal(BUDGET_SPEND_TOPIC)
 gpu_samples_topic = _internal(GPU_SAMPLES_TOPIC)
 model_activity_topic = _internal(MODEL_ACTIVITY_TOPIC)
 alerts_topic = _internal(ALERTS_TOPIC)
+overruns_topic = _internal(OVERRUNS_TOPIC)
+decisions_topic = _internal(DECISIONS_TOPIC)
 
 
 def _table(name: str) -> faust.Table:

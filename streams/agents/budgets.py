@@ -5,7 +5,9 @@ message's spend only if that origin is newer than what it holds, so a redelivere
 usage message is counted once. Punctuations move each partition's event clock
 (:class:`~streams.state.clocks.EventClock`, from the producers' own clocks, not from other budgets'
 spend), so an incident resolves when spend stops wherever the budget is placed. Alerts are sent
-before the state is saved; snapshots for ``burnguard budgets`` are written every few seconds.
+before the state is saved, and each firing event's overrun goes to ``guardrail.overruns``, where the
+policy decides it once (:mod:`streams.agents.guardrails`); snapshots for ``burnguard budgets`` are
+written every few seconds.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ import orjson
 
 from guardrails.budget_book import BudgetBook, BudgetSpec
 from guardrails.burn_tracker import BurnEvent, BurnTracker
+from guardrails.overrun import overrun_from_burn_event
 from schemas.alert import Alert
+from schemas.overrun import Overrun
 from sinks.budget_store import BudgetSnapshot, BudgetStore
 from sinks.retry import until_stored
 from streams.agents.detect import send_alert
-from streams.agents.guard import guarded, report_quarantine
+from streams.agents.guard import guarded, report_quarantine, retrying
 from streams.agents.normalize import PUNCT, load_budgets
 from streams.state.applied import already_applied
 from streams.state.clocks import EventClock, Punctuation
 from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.values import BudgetState
-from streams.topology import app, budget_spend_topic, burn_trackers, clocks, settings
+from streams.topology import app, budget_spend_topic, burn_trackers, clocks, overruns_topic, settings
 
 log = logging.getLogger("burnguard")
 
@@ -142,10 +146,25 @@ class Budgets:
         return out
 
 
+def overruns_of(spec: BudgetSpec, tracker: BurnTracker, events: list[BurnEvent]) -> list[Overrun]:
+    """The overruns of a budget's firing events, with the statsmodels forecast of the period's end."""
+    firing = [ev for ev in events if ev.status == "firing"]
+    if not firing:
+        return []
+    forecast, exhausted = tracker.forecast()
+    return [overrun_from_burn_event(ev, spec, forecast=forecast, forecast_exhausted_at=exhausted) for ev in firing]
+
+
+async def send_overruns(spec: BudgetSpec, tracker: BurnTracker, events: list[BurnEvent]) -> None:
+    """Every firing budget event meets the policy: its overrun goes to ``guardrail.overruns`` (keyed by budget)."""
+    for ov in overruns_of(spec, tracker, events):
+        await retrying(lambda o=ov: overruns_topic.send(key=spec.id.encode(), value=o.model_dump_json().encode()))
+
+
 @app.agent(budget_spend_topic)
 async def budgets(stream: faust.StreamT) -> None:
     """Burn rate and thresholds per budget; punctuations resolve incidents once spend stops."""
-    handler = Budgets(load_budgets(), burn_trackers, clocks, send_alert)
+    handler = Budgets(load_budgets(), burn_trackers, clocks, send_alert, send_overruns)
     store = BudgetStore(settings.database_url)
     last = 0.0
 

@@ -30,17 +30,12 @@ from sinks.guardrail_store import GuardrailStore
 from sinks.migrations import upgrade
 from sinks.retry import until_stored
 from streams.agents.guard import guarded
-from streams.topology import app, settings
+from streams.topology import app, decisions_topic, overruns_topic, settings
 
 log = logging.getLogger("burnguard")
 
-OVERRUNS_TOPIC = "guardrail.overruns"
-DECISIONS_TOPIC = "guardrail.decisions"
 #: Deadlines are checked this often (seconds), so a passed one is applied within a minute.
 DEADLINE_TICK_SECONDS = 15.0
-
-overruns_topic = app.topic(OVERRUNS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
-decisions_topic = app.topic(DECISIONS_TOPIC, key_type=str, key_serializer="raw", value_serializer="raw")
 
 
 def load_guardrails() -> tuple[Policy, Approvers]:

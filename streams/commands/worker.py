@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from schemas.yamlconf import ConfigError
+from sinks.migrations import upgrade
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, Settings
 
@@ -19,10 +21,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"no BURNGUARD_BROKER set: started the embedded broker at {broker.bootstrap}", flush=True)
         settings = Settings()
     create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions)
+    from streams.agents.guardrails import load_guardrails
     from streams.app import app, load_budgets, load_normalizer  # imported after the broker URL is known
 
-    load_normalizer()  # fail now, with file/line/field, on a bad price catalog or allocation rules file
-    load_budgets()  # ... and on a bad budgets file
+    try:
+        load_normalizer()  # fail now, with file/line/field, on a bad price catalog or allocation rules file
+        load_budgets()  # ... on a bad budgets file
+        load_guardrails()  # ... and on a bad policy or approvers file
+    except ConfigError as err:
+        print(f"burnguard worker: {err}", file=sys.stderr)
+        if broker is not None:
+            broker.stop()
+        return 2
+    upgrade(settings.database_url)  # the store's schema (Alembic), before any agent writes
 
     sys.argv = ["burnguard", "worker", "--loglevel", args.loglevel,
                 *(["--without-web"] if args.without_web else [])]
