@@ -38,6 +38,7 @@ app = faust.App(
     web_port=settings.web_port,
     datadir="burnguard-data",
     broker_session_timeout=10,
+    broker_credentials=settings.faust_broker_credentials(),  # SASL/TLS for a secured cluster, else None
     value_serializer="raw",
 )
 
