@@ -1,22 +1,38 @@
 # The two set-up commands in the README: `make demo` and `make test`.
 # Each creates .venv and installs what it needs; nothing is assumed installed by hand.
+# Installs are pinned by constraints.txt (the versions the tests pass with), so a new upstream
+# release cannot change behaviour under users; `make lock` refreshes it from pyproject.toml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LOCK   := constraints.txt
 
-.PHONY: demo test bench-detect clean
+.PHONY: demo test bench-detect clean lock
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/activate
+	$(BIN)/pip install --quiet -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK) | $(BIN)/activate
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $(VENV)/.installed $@
+
+# Resolve pyproject.toml afresh in a throwaway venv (latest versions allowed by its bounds) and pin
+# the result; commit the new constraints.txt after `make test` passes with it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[test]'
+	.lock-venv/bin/pip check
+	{ sed -n '1,2p' $(LOCK); .lock-venv/bin/pip freeze --exclude-editable | grep -vi '^burnguard'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .lock-venv
+	@echo "constraints.txt refreshed: review git diff $(LOCK), run make test, commit"
 
 demo: $(VENV)/.installed
 	$(BIN)/burnguard demo
@@ -28,4 +44,4 @@ bench-detect: $(VENV)/.installed
 	$(BIN)/python -m bench.detect
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache burnguard.db
+	rm -rf $(VENV) .lock-venv build *.egg-info .pytest_cache burnguard.db
