@@ -25,7 +25,7 @@ Source = Literal["llm", "gpu", "billing"]
 KEY_FIELDS: tuple[str, ...] = ("team", "feature", "customer", "model", "environment")
 
 
-def _escape(v: str) -> str:
+def escape_key_value(v: str) -> str:
     """``*`` is escaped too: unescaped, it marks a roll-up key, so a tag value must never produce it."""
     return v.replace("%", "%25").replace("|", "%7C").replace("=", "%3D").replace("*", "%2A")
 
@@ -37,7 +37,7 @@ def _unescape(v: str) -> str:
 @lru_cache(maxsize=65536)
 def _key_string(*values: str) -> str:
     """``str(AllocationKey(...))`` without building the model: this is on the per-event path."""
-    return "|".join(f"{f}={_escape(v)}" for f, v in zip(KEY_FIELDS, values))
+    return "|".join(f"{f}={escape_key_value(v)}" for f, v in zip(KEY_FIELDS, values))
 
 
 class AllocationKey(BaseModel):

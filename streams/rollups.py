@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from schemas.cost import KEY_FIELDS, CostRecord, _escape
+from schemas.cost import KEY_FIELDS, CostRecord, escape_key_value
 
 ANY = "*"
 
@@ -27,7 +27,7 @@ def rollup_keys(rec: CostRecord, levels: Sequence[Sequence[str]]) -> list[tuple[
     """(roll-up key, child) for each level, e.g. ``[["team", "environment"]]``."""
     out = []
     for level in levels:
-        key = "|".join(f"{f}={_escape(getattr(rec, f))}" if f in level else f"{f}={ANY}" for f in KEY_FIELDS)
+        key = "|".join(f"{f}={escape_key_value(getattr(rec, f))}" if f in level else f"{f}={ANY}" for f in KEY_FIELDS)
         child = "|".join(f"{f}={getattr(rec, f)}" for f in KEY_FIELDS if f not in level)
         out.append((key, child))
     return out
