@@ -90,12 +90,13 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def state_of(value: Any) -> tuple[str, int, dict[str, Any]]:
-    """The tag, version and state dict a registered ``value`` is stored as (tools, benchmarks)."""
+def state_of(value: Any) -> tuple[str, int, Any]:
+    """The tag, version and state (a dict, or a list of positional fields) a registered ``value`` is
+    stored as (tools, benchmarks)."""
     entry = by_class(type(value))
     if entry is None:
         raise StateEncodeError(f"{type(value).__qualname__} is not a registered state type")
-    return entry.tag, entry.version, dict(entry.to_state(value))
+    return entry.tag, entry.version, entry.to_state(value)
 
 
 # ---------------------------------------------------------------------------------- encode
@@ -136,8 +137,8 @@ class _Writer:
         entry = by_class(t)
         if entry is not None:
             state = entry.to_state(v)
-            return self.ext(_EXT_OBJECT, [entry.tag, entry.version, self.pack_dict(
-                state if type(state) is dict else dict(state), depth + 1)])
+            packed = self.pack_dict(state, depth + 1) if type(state) is dict else self.pack(list(state), depth + 1)
+            return self.ext(_EXT_OBJECT, [entry.tag, entry.version, packed])
         if t is tuple:
             return self.ext(_EXT_TUPLE, [x if type(x) in _PLAIN else self.pack(x, depth + 1) for x in v])
         if t is datetime:
@@ -197,7 +198,8 @@ class _Reader:
             self.depth -= 1
 
     def obj(self, parts: list[Any]) -> Any:
-        if len(parts) != 3 or type(parts[0]) is not str or type(parts[1]) is not int or type(parts[2]) is not dict:
+        if len(parts) != 3 or type(parts[0]) is not str or type(parts[1]) is not int or \
+                type(parts[2]) not in (dict, list):
             raise StateDecodeError("an object is [tag, version, state]")
         tag, version, state = parts
         entry = by_tag(tag)

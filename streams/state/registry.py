@@ -45,8 +45,8 @@ class StateType:
     cls: type
     tag: str
     version: int
-    to_state: Callable[[Any], Mapping[str, Any]]
-    from_state: Callable[[dict[str, Any]], Any]
+    to_state: Callable[[Any], Any]  # the state: a dict of plain data (or a list, for positional fields)
+    from_state: Callable[[Any], Any]
     migrations: Mapping[int, Migration] = field(default_factory=dict)
 
 
@@ -76,41 +76,48 @@ def _passthrough(typ: type, obj: Any) -> Any:
     raise TypeError(f"expected {typ.__name__}, got {type(obj).__name__}")
 
 
-def _field_codec(cls: type, names: tuple[str, ...], check: Callable[[Any], None] | None
-                 ) -> tuple[Callable[[Any], dict[str, Any]], Callable[[dict[str, Any]], Any]]:
-    """State = the declared fields. Dataclasses, msgspec Structs and NamedTuples are rebuilt by
-    ``msgspec.convert`` (types checked against their annotations, ``__init__`` not called; an int in a
-    float field comes back a float); other classes get the fields set on ``object.__new__(cls)``."""
+def _field_codec(cls: type, names: tuple[str, ...], check: Callable[[Any], None] | None, positional: bool
+                 ) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """State = the declared fields: a dict by name, or (``positional``) a list in field order. Dataclasses,
+    msgspec Structs and NamedTuples are rebuilt by ``msgspec.convert`` (types checked against their
+    annotations, ``__init__`` not called; an int in a float field comes back a float); other classes get
+    the fields set on ``object.__new__(cls)``."""
     wanted = frozenset(names)
 
-    def to_state(obj: Any) -> dict[str, Any]:
+    def to_state(obj: Any) -> Any:
+        if positional:
+            return [getattr(obj, n) for n in names]
         return {n: getattr(obj, n) for n in names}
 
-    def check_keys(state: dict[str, Any]) -> None:
-        if state.keys() != wanted:
-            missing, extra = sorted(wanted - state.keys()), sorted(map(str, state.keys() - wanted))
-            raise ValueError(f"fields differ (missing {missing}, unexpected {extra})")
+    def by_name(state: Any) -> dict[str, Any]:
+        if positional:
+            if type(state) is not list or len(state) != len(names):
+                raise ValueError(f"state is not a list of the {len(names)} fields")
+            return dict(zip(names, state))
+        if type(state) is not dict or state.keys() != wanted:
+            got = state.keys() if type(state) is dict else set()
+            raise ValueError(f"fields differ (missing {sorted(wanted - got)}, unexpected {sorted(map(str, got - wanted))})")
+        return state
 
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
-        def from_state(state: dict[str, Any]) -> Any:
-            check_keys(state)
-            return msgspec.convert([state[n] for n in names], cls, dec_hook=_passthrough)
+        def from_state(state: Any) -> Any:
+            fields = by_name(state)
+            return msgspec.convert([fields[n] for n in names], cls, dec_hook=_passthrough)
     elif dataclasses.is_dataclass(cls) or issubclass(cls, msgspec.Struct):
-        def from_state(state: dict[str, Any]) -> Any:
-            check_keys(state)
-            return msgspec.convert(state, cls, dec_hook=_passthrough)
+        def from_state(state: Any) -> Any:
+            return msgspec.convert(by_name(state), cls, dec_hook=_passthrough)
     else:
-        def from_state(state: dict[str, Any]) -> Any:
-            check_keys(state)
+        def from_state(state: Any) -> Any:
+            fields = by_name(state)
             obj = object.__new__(cls)
             for n in names:
-                object.__setattr__(obj, n, state[n])
+                object.__setattr__(obj, n, fields[n])
             return obj
     if check is None:
         return to_state, from_state
     build = from_state
 
-    def checked(state: dict[str, Any]) -> Any:
+    def checked(state: Any) -> Any:
         obj = build(state)
         check(obj)  # raises on a value the class cannot work with (types, lengths, ranges)
         return obj
@@ -121,12 +128,13 @@ def register(cls: type[T], tag: str | None = None, version: int | None = None, *
              fields: Iterable[str] | None = None, migrations: Mapping[int, Migration] | None = None,
              to_state: Callable[[T], Mapping[str, Any]] | None = None,
              from_state: Callable[[dict[str, Any]], T] | None = None,
-             check: Callable[[T], None] | None = None) -> type[T]:
+             check: Callable[[T], None] | None = None, positional: bool | None = None) -> type[T]:
     """Register ``cls`` as a state class under ``tag`` at ``version`` (defaults: ``cls.STATE_TAG``,
     ``cls.STATE_VERSION``). Its state is ``to_state(obj)`` / ``from_state(state)`` when given, else the
     class's own ``to_state()`` method and ``from_state`` classmethod, else its declared ``fields``
     (dataclass / Struct / NamedTuple fields or ``__slots__``; ``check(obj)`` then vets the rebuilt object,
-    raising on types, lengths or ranges it cannot work with). ``migrations[v]`` turns a version-``v``
+    raising on types, lengths or ranges it cannot work with; ``positional`` stores them as a list in field
+    order, without the names: the default for a NamedTuple, worth it for a small value held many times). ``migrations[v]`` turns a version-``v``
     state into a version-``v + 1`` one. Exact classes only: register a subclass on its own."""
     tag = tag if tag is not None else getattr(cls, "STATE_TAG", None)
     version = version if version is not None else getattr(cls, "STATE_VERSION", None)
@@ -141,7 +149,9 @@ def register(cls: type[T], tag: str | None = None, version: int | None = None, *
     if to_state is None and from_state is None and callable(own_to) and callable(own_from) and fields is None:
         to_state, from_state = own_to, own_from
     elif to_state is None or from_state is None:
-        to_state, from_state = _field_codec(cls, _field_names(cls, fields), check)
+        if positional is None:
+            positional = issubclass(cls, tuple) and hasattr(cls, "_fields")
+        to_state, from_state = _field_codec(cls, _field_names(cls, fields), check, positional)
     if held is not None:
         _BY_CLASS.pop(held.cls, None)  # the same class, imported again (pytest's importlib mode)
     entry = StateType(cls, tag, version, to_state, from_state, dict(migrations or {}))
@@ -179,6 +189,6 @@ def registered() -> dict[str, tuple[type, int]]:
 for _cls in (SeriesMonitor, SeasonalZ, EwZScore, HoltResidual, RiverGaussian, ChildBaselines, BurnTracker,
              GpuTracker, ModelActivity):
     register(_cls)
-register(BurnRule, "burn_rule", 1)
-register(ZombieRules, "zombie_rules", 1)
-register(ServingStatus, "serving_status", 1)
+register(BurnRule, "burn_rule", 1, positional=True)
+register(ZombieRules, "zombie_rules", 1, positional=True)
+register(ServingStatus, "serving_status", 1)  # a NamedTuple: positional

@@ -44,7 +44,7 @@ def series(n: int, seed: int = 3) -> list[tuple[datetime, float]]:
     return out
 
 
-def raw(tag: str, version: int, state: dict) -> bytes:
+def raw(tag: str, version: int, state: dict | list) -> bytes:
     """Hand-written table bytes of one object (what a forged changelog record would hold): any tag and
     version around a state dict whose values are written as the codec writes them."""
     enc = msgspec.msgpack.Encoder()
@@ -231,6 +231,8 @@ def forged() -> dict[str, tuple[bytes, str]]:
         "version 0": (raw("child_baselines", 0, ChildBaselines().to_state()), "version 0"),
         "wrong type tag": (raw("seasonal_z", 1, ChildBaselines().to_state()), "seasonal_z version 1: fields differ"),
         "unregistered tag": (raw("os.system", 1, {}), "unregistered type tag 'os.system'"),
+        "positional fields short": (raw("serving_status", 1, ["srv", 1.0]), "not a list of the 6 fields"),
+        "positional field mistyped": (raw("zombie_rules", 1, ["x"] * 7), "Expected `float`, got `str`"),
         "deep tuples": (PREFIX + deep_tuple, "nested deeper than 32"),
         "deep lists": (PREFIX + b"\x91" * 200_000 + b"\xc0", "nested too deeply"),
         "a MiB of empty lists": (PREFIX + b"\xdd\x00\x0f\xff\xf0" + b"\x90" * 0xFFFF0, "possible lists/dicts"),
