@@ -34,6 +34,9 @@ SendBatch = Callable[[str, bytes], Awaitable[Any]]
 class Aggregate:
     def __init__(self, windows: TypedTable[KeyWindows], send: SendBatch, s: Settings) -> None:
         self.windows, self.send, self.settings = windows, send, s
+        # worker-local index: the partition of each key seen (a scan decodes only its own partition's keys;
+        # a key recovered from the changelog and never seen yet is decoded once to learn it)
+        self.partition_of: dict[str, int] = {}
 
     async def handle(self, key: str, value: bytes, partition: int, timestamp: float) -> None:
         if key == PUNCT:
@@ -45,6 +48,7 @@ class Aggregate:
         if already_applied(kw.applied, src, offset):
             return  # redelivered: this message, or normalize's after a crash
         kw.partition, kw.touched = partition, timestamp
+        self.partition_of[key] = partition
         for rec in doc["records"]:
             kw.add(rec)
         clock, newest = doc["clk"]
@@ -59,11 +63,15 @@ class Aggregate:
         for n, key in enumerate(self.windows.keys()):
             if n % 500 == 499:
                 await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
+            if self.partition_of.get(key, partition) != partition:
+                continue
             try:
                 kw = self.windows.get(key)
             except StateQuarantined as q:
                 await report_quarantine(q, "aggregate")
                 continue
+            if kw is not None:
+                self.partition_of[key] = kw.partition
             # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
             if kw is None or kw.partition != partition:
                 continue
@@ -76,6 +84,7 @@ class Aggregate:
                 kw.emitted += 1
                 await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
                 self.windows.delete(key)
+                self.partition_of.pop(key, None)
 
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:
