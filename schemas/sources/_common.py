@@ -170,6 +170,20 @@ def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRu
         latency_ms=u.latency_ms, request_id=u.request_id, format=fmt)
 
 
+#: Tag names reserved for what an authenticated gateway key says (``key.team_alias``, ...): only a
+#: parser sets them from the gateway's own key metadata; caller-supplied ones are dropped.
+KEY_TAG_PREFIX = "key."
+
+
+def caller_tags(*parts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Tags a caller supplied (request tags, request metadata), merged, without any ``key.*`` tag.
+
+    >>> caller_tags({"team": "ads", "key.team_alias": "ads"}, None)
+    {'team': 'ads'}
+    """
+    return {k: v for k, v in merged_tags(*parts).items() if not (isinstance(k, str) and k.startswith(KEY_TAG_PREFIX))}
+
+
 def merged_tags(*parts: Mapping[str, Any] | None) -> dict[str, Any]:
     """Later mappings win; ``None`` parts are skipped."""
     out: dict[str, Any] = {}
@@ -199,4 +213,4 @@ def split_kv_tags(tags: list[Any] | None) -> dict[str, str]:
 
 
 __all__ = ["Count", "EventTime", "LenientList", "LenientObject", "LenientText", "LlmUsage", "MAX_TOKENS", "Money",
-           "as_json_object", "fast_record", "latency_between", "llm_record", "merged_tags", "split_kv_tags"]
+           "KEY_TAG_PREFIX", "as_json_object", "caller_tags", "fast_record", "latency_between", "llm_record", "merged_tags", "split_kv_tags"]

@@ -47,12 +47,11 @@ from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
 from schemas.events import Money
 from schemas.pricing import PriceCatalog
-from schemas.sources._common import (Count, EventTime, LenientList, LenientObject, LenientText, LlmUsage,
-                                     as_json_object, latency_between, llm_record, merged_tags, split_kv_tags)
+from schemas.sources._common import (KEY_TAG_PREFIX, Count, EventTime, LenientList, LenientObject, LenientText,
+                                     LlmUsage, as_json_object, caller_tags, latency_between, llm_record,
+                                     merged_tags, split_kv_tags)
 
 FORMAT = "litellm"
-#: Tag names that only the authenticated key may set (caller-supplied ones are dropped).
-KEY_TAG_PREFIX = "key."
 _FAILED = frozenset({"failure", "failed", "error"})
 
 
@@ -148,11 +147,6 @@ def _auth_tags(p: LiteLlmPayload, m: LiteLlmMetadata) -> dict[str, Any]:
     return {KEY_TAG_PREFIX + k: v for k, v in found.items() if v is not None}
 
 
-def _caller_tags(*parts: dict[str, Any] | None) -> dict[str, Any]:
-    tags = merged_tags(*parts)
-    return {k: v for k, v in tags.items() if not (isinstance(k, str) and k.startswith(KEY_TAG_PREFIX))}
-
-
 def to_usage(p: LiteLlmPayload) -> LlmUsage:
     m = p.metadata or LiteLlmMetadata()
     read, write = _cache_split(m.usage_object)
@@ -165,7 +159,7 @@ def to_usage(p: LiteLlmPayload) -> LlmUsage:
     cache_hit = bool(p.cache_hit)
     end_user = p.end_user or _lenient_end_user(m.user_api_key_end_user_id)
     tags = merged_tags({"end_user": end_user, "model_group": p.model_group},
-                       _caller_tags(m.spend_logs_metadata, split_kv_tags(p.request_tags)), _auth_tags(p, m))
+                       caller_tags(m.spend_logs_metadata, split_kv_tags(p.request_tags)), _auth_tags(p, m))
     return LlmUsage(ts=p.startTime, model=p.model, provider=provider, input_tokens=uncached,
                     output_tokens=p.completion_tokens, cache_read_tokens=read, cache_write_tokens=write,
                     cost_usd=_cost(p, failed, cache_hit), latency_ms=latency, request_id=p.id or p.request_id,

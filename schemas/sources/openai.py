@@ -27,7 +27,7 @@ from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
 from schemas.events import Money
 from schemas.pricing import PriceCatalog
-from schemas.sources._common import Count, EventTime, LlmUsage, llm_record, merged_tags
+from schemas.sources._common import Count, EventTime, LlmUsage, caller_tags, llm_record, merged_tags
 
 FORMAT = "openai"
 
@@ -110,7 +110,7 @@ def to_usage(e: OpenAiEvent) -> LlmUsage:
                     input_tokens=u.prompt_in - cached, output_tokens=u.completion_out,
                     cache_read_tokens=cached, cost_usd=e.cost_usd, latency_ms=e.latency_ms,
                     request_id=e.id,
-                    tags=merged_tags({"end_user": e.user} if e.user else None, e.metadata, e.tags))
+                    tags=merged_tags({"end_user": e.user} if e.user else None, caller_tags(e.metadata), e.tags))
 
 
 def to_cost_record(e: OpenAiEvent, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:

@@ -134,3 +134,10 @@ def test_payloads_generated_live_by_litellm() -> None:
     assert set(live) == set(NAMES)
     for name, payload in live.items():
         check(name, payload)
+
+
+def test_openai_request_metadata_cannot_claim_a_key_team() -> None:
+    event = {"model": "gpt-4o", "created": 1767607200, "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+             "metadata": {"key.team_alias": "ads"}, "tags": {"team": "search"}}
+    (r,), _ = Normalizer().parse("llm", orjson.dumps(event))
+    assert r.team == "search"
