@@ -151,7 +151,7 @@ class _Writer:
         if t is array:
             if v.typecode not in ARRAY_TYPECODES:
                 raise StateEncodeError(f"array typecode {v.typecode!r} is not stored")
-            return self.ext(_EXT_ARRAY, [v.typecode, v.tobytes()])
+            return msgspec.msgpack.Ext(_EXT_ARRAY, v.typecode.encode() + v.tobytes())  # typecode, raw items
         if t is np.ndarray:
             if v.dtype.str not in NDARRAY_DTYPES or v.ndim > _MAX_NDIM:
                 raise StateEncodeError(f"numpy array of {v.dtype.str} x {v.ndim} dims is not stored")
@@ -190,7 +190,7 @@ class _Reader:
             if code == _EXT_NDARRAY:
                 return _ndarray(_as(list, self.decoder.decode(data), "ndarray"))
             if code == _EXT_ARRAY:
-                return _array(_as(list, self.decoder.decode(data), "array"))
+                return _array(data)
             if code == _EXT_DATETIME:
                 return _datetime(_as(list, self.decoder.decode(data), "datetime"))
             raise StateDecodeError(f"unknown extension type {code}")
@@ -246,13 +246,14 @@ def _ndarray(parts: list[Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
 
 
-def _array(parts: list[Any]) -> array:
-    if len(parts) != 2 or type(parts[0]) is not str or parts[0] not in ARRAY_TYPECODES or type(parts[1]) is not bytes:
-        raise StateDecodeError("an array is [typecode, bytes] with an allowed typecode")
-    a = array(parts[0])
-    if len(parts[1]) % a.itemsize:
-        raise StateDecodeError(f"array of {parts[0]!r}: {len(parts[1])} bytes is not a whole number of items")
-    a.frombytes(parts[1])
+def _array(data: memoryview) -> array:
+    typecode = chr(data[0]) if len(data) else ""
+    if typecode not in ARRAY_TYPECODES:
+        raise StateDecodeError("an array is a typecode and raw items, with an allowed typecode")
+    a = array(typecode)
+    if (len(data) - 1) % a.itemsize:
+        raise StateDecodeError(f"array of {typecode!r}: {len(data) - 1} bytes is not a whole number of items")
+    a.frombytes(data[1:])
     return a
 
 
