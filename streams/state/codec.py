@@ -162,7 +162,10 @@ class _Writer:
 def encode(value: Any, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """The table bytes of ``value`` (raises :class:`StateEncodeError` for what :func:`decode` would refuse)."""
     w = _Writer(limits.max_depth)
-    data = PREFIX + w.encoder.encode(w.pack(value, 0))
+    try:
+        data = PREFIX + w.encoder.encode(w.pack(value, 0))
+    except (OverflowError, msgspec.EncodeError) as err:  # an int beyond 64 bits
+        raise StateEncodeError(f"not storable: {err}") from None
     if len(data) > limits.max_bytes:
         raise StateEncodeError(f"encoded state is {len(data)} bytes, over the {limits.max_bytes}-byte limit")
     return data

@@ -195,7 +195,7 @@ def test_encode_refuses_what_it_could_not_read_back() -> None:
     class Unregistered:
         pass
 
-    for bad in (Unregistered(), {(1, 2): 3}, np.array(["a"]), np.float64(1.0), {1.5: 1}):
+    for bad in (Unregistered(), {(1, 2): 3}, np.array(["a"]), np.float64(1.0), {1.5: 1}, 2 ** 64, [1, {"a": 2 ** 70}]):
         with pytest.raises(StateEncodeError):
             encode(bad)
     with pytest.raises(StateEncodeError, match="over the 100-byte limit"):
