@@ -183,7 +183,8 @@ class GpuTracker:
         gpus = mapping(state["gpus"], "gpus", str, datetime)
         util = mapping(state["util"], "util", str, NUM)
         mapping(state["firing"], "firing", str, datetime)
-        if gpus.keys() != util.keys() or not 1 <= state["max_gpus"] or len(gpus) > state["max_gpus"]:  # type: ignore[operator]
+        cap = state["max_gpus"]
+        if gpus.keys() != util.keys() or not 1 <= cap or len(gpus) > cap:  # type: ignore[operator]
             raise ValueError("gpus and util must name the same GPUs, at most max_gpus (>= 1)")
         for k, code in (("slot_sums", "f"), ("slot_counts", "H")):
             a = state[k]

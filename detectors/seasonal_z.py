@@ -387,10 +387,10 @@ class SeasonalZ:
     STATE_VERSION = 1
 
     def to_state(self) -> dict[str, object]:
-        state = {k: getattr(self, k) for k in _FIELDS}
+        state = dict(self.__dict__)  # _FIELDS (and "name" for a renamed variant): from_state checks it
         for k in _ARRAYS:
             state[k] = _pack(state[k])
-        state["name"] = self.__dict__.get("name")
+        state.setdefault("name", None)
         return state
 
     @classmethod

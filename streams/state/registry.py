@@ -96,7 +96,8 @@ def _field_codec(cls: type, names: tuple[str, ...], check: Callable[[Any], None]
             return dict(zip(names, state))
         if type(state) is not dict or state.keys() != wanted:
             got = state.keys() if type(state) is dict else set()
-            raise ValueError(f"fields differ (missing {sorted(wanted - got)}, unexpected {sorted(map(str, got - wanted))})")
+            missing, extra = sorted(wanted - got), sorted(map(str, got - wanted))
+            raise ValueError(f"fields differ (missing {missing}, unexpected {extra})")
         return state
 
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
@@ -132,10 +133,11 @@ def register(cls: type[T], tag: str | None = None, version: int | None = None, *
     """Register ``cls`` as a state class under ``tag`` at ``version`` (defaults: ``cls.STATE_TAG``,
     ``cls.STATE_VERSION``). Its state is ``to_state(obj)`` / ``from_state(state)`` when given, else the
     class's own ``to_state()`` method and ``from_state`` classmethod, else its declared ``fields``
-    (dataclass / Struct / NamedTuple fields or ``__slots__``; ``check(obj)`` then vets the rebuilt object,
-    raising on types, lengths or ranges it cannot work with; ``positional`` stores them as a list in field
-    order, without the names: the default for a NamedTuple, worth it for a small value held many times). ``migrations[v]`` turns a version-``v``
-    state into a version-``v + 1`` one. Exact classes only: register a subclass on its own."""
+    (dataclass / Struct / NamedTuple fields or ``__slots__``; ``check(obj)`` then vets the rebuilt
+    object, raising on types, lengths or ranges it cannot work with; ``positional`` stores them as a
+    list in field order without the names: the default for a NamedTuple, worth it for a small value
+    held many times). ``migrations[v]`` turns a version-``v`` state into a version-``v + 1`` one.
+    Exact classes only: register a subclass on its own."""
     tag = tag if tag is not None else getattr(cls, "STATE_TAG", None)
     version = version if version is not None else getattr(cls, "STATE_VERSION", None)
     if not isinstance(tag, str) or not tag or not isinstance(version, int) or version < 1:

@@ -227,7 +227,8 @@ def forged() -> dict[str, tuple[bytes, str]]:
         deep_tuple = enc.encode(ext(1, deep_tuple))
     return {
         "oversized": (PREFIX + b"\xc4" + b"x" * (2 * MB), "over the 1048576-byte limit"),
-        "wrong version": (raw("child_baselines", 99, ChildBaselines().to_state()), "version 99, this code reads up to 1"),
+        "wrong version": (raw("child_baselines", 99, ChildBaselines().to_state()),
+                          "version 99, this code reads up to 1"),
         "version 0": (raw("child_baselines", 0, ChildBaselines().to_state()), "version 0"),
         "wrong type tag": (raw("seasonal_z", 1, ChildBaselines().to_state()), "seasonal_z version 1: fields differ"),
         "unregistered tag": (raw("os.system", 1, {}), "unregistered type tag 'os.system'"),
