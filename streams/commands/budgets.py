@@ -6,6 +6,10 @@ file (``BURNGUARD_BUDGETS`` or the shipped one). A budget the stream has not boo
 shows 0 spend and "no spend yet"; a stored budget the file no longer has is listed last, marked.
 ``--json`` prints the same rows for machines.
 
+Next to the cap, the **effective cap**: the cap plus the grants active now (guardrail decisions stored
+at the same database, :func:`guardrails.grants.effective_cap`); a budget spending above its cap but
+within its grants is "within grants", above the effective cap "over cap".
+
 >>> from datetime import datetime, timezone
 >>> from guardrails.budget_book import BudgetBook
 >>> book = BudgetBook.from_yaml_text('''
@@ -18,6 +22,14 @@ shows 0 spend and "no spend yet"; a stored budget the file no longer has is list
 ...                       spend_usd=250.0, burn_rates={"3600": 2.5, "300": 4.0}, updated_at=t)
 >>> [(r.budget_id, r.spend_usd, r.spent_fraction, r.state) for r in budget_rows(book, [snap])]
 [('org', 250.0, 0.25, 'ok'), ('lab', 0.0, 0.0, 'no spend yet')]
+>>> lab = BudgetSnapshot(budget_id="lab", scope={}, tier="sandbox", period="day", period_start=t, cap_usd=10.0,
+...                      spend_usd=12.0, updated_at=t)
+>>> g = Grant("d1", "lab", "small", 5.0, "period", t, t.replace(day=21), t, t.replace(hour=6))
+>>> [(r.cap_usd, r.granted_usd, r.effective_cap_usd, r.state)
+...  for r in budget_rows(book, [lab], [g], now=t.replace(hour=1))][1:]
+[(10.0, 5.0, 15.0, 'within grants')]
+>>> budget_rows(book, [lab], [g], now=t.replace(hour=7))[1].state     # the grant expired at 06:00
+'over cap'
 >>> scope_text(budget_rows(book, [])[1].scope), burn_text({"3600": 2.5, "300": 4.0})
 ('team=research, tier=sandbox', '5m 4.00×  1h 2.50×')
 """
@@ -27,7 +39,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -39,12 +54,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from guardrails.budget_book import BudgetBook, BudgetSpec, ConfigError
+from guardrails.grants import Grant, active_grants_usd
 from schemas.text import safe_terminal
 from sinks.budget_store import BudgetSnapshot, BudgetSnapshotRow, BudgetStore
+from sinks.guardrail_store import GuardrailStore
+from sinks.guardrail_tables import GrantRow
 from streams.settings import Settings
 
 NO_SPEND = "no spend yet"
 NOT_IN_FILE = "not in the budgets file"
+WITHIN_GRANTS = "within grants"
 
 
 class BudgetRow(BaseModel):
@@ -58,6 +77,8 @@ class BudgetRow(BaseModel):
     period: str
     period_start: datetime | None  # of the period the spend is for (event time, UTC)
     cap_usd: float
+    granted_usd: float = 0.0  # guardrail grants active now (auto-approved or approved)
+    effective_cap_usd: float  # cap + granted: what the budget may spend this period now
     spend_usd: float  # period-to-date
     spent_fraction: float
     burn_rates: dict[str, float] = {}  # window seconds -> burn rate (x the pace that lands on the cap)
@@ -65,20 +86,22 @@ class BudgetRow(BaseModel):
     exhausted_at: datetime | None = None  # projected exhaustion within the period (None: not at this rate)
     firing: list[str] = []  # burn rules with an open incident
     updated_at: datetime | None = None  # when the stream wrote the figures (wall time)
-    state: str  # "ok", "firing", "over cap", "no spend yet" or "not in the budgets file"
+    state: str  # "ok", "firing", "within grants", "over cap", "no spend yet" or "not in the budgets file"
 
 
-def _state(spend: float, cap: float, firing: list[str], has_snapshot: bool, in_file: bool) -> str:
+def _state(spend: float, cap: float, effective: float, firing: list[str], has_snapshot: bool, in_file: bool) -> str:
     if not in_file:
         return NOT_IN_FILE
     if not has_snapshot:
         return NO_SPEND
-    if spend >= cap:
+    if spend >= effective:
         return "over cap"
+    if spend >= cap:
+        return WITHIN_GRANTS
     return "firing" if firing else "ok"
 
 
-def _row(spec: BudgetSpec | None, snap: BudgetSnapshot | None) -> BudgetRow:
+def _row(spec: BudgetSpec | None, snap: BudgetSnapshot | None, granted: float = 0.0) -> BudgetRow:
     if spec is not None:
         scope = {d: list(v) for d, v in spec.scope}
         budget_id, tier, period, cap = spec.id, spec.tier, spec.period, spec.cap_usd
@@ -90,17 +113,25 @@ def _row(spec: BudgetSpec | None, snap: BudgetSnapshot | None) -> BudgetRow:
     return BudgetRow(
         budget_id=budget_id, name=spec.name if spec else None, parent=spec.parent if spec else None, scope=scope,
         tier=tier, period=period, period_start=snap.period_start if snap else None, cap_usd=cap, spend_usd=spend,
+        granted_usd=granted, effective_cap_usd=round(cap + granted, 6),
         spent_fraction=spend / cap if cap else 0.0, burn_rates=dict(snap.burn_rates) if snap else {},
         forecast_usd=snap.forecast_usd if snap else None, exhausted_at=snap.exhausted_at if snap else None,
         firing=firing, updated_at=snap.updated_at if snap else None,
-        state=_state(spend, cap, firing, snap is not None, spec is not None))
+        state=_state(spend, cap, round(cap + granted, 6), firing, snap is not None, spec is not None))
 
 
-def budget_rows(book: BudgetBook, snapshots: list[BudgetSnapshot]) -> list[BudgetRow]:
-    """Every budget of ``book`` in file order with its stored figures, then stored budgets the file lacks."""
+def budget_rows(book: BudgetBook, snapshots: list[BudgetSnapshot], grants: Iterable[Grant] = (),
+                now: datetime | None = None) -> list[BudgetRow]:
+    """Every budget of ``book`` in file order with its stored figures, then stored budgets the file lacks;
+    each with the ``grants`` active at ``now`` (default: the wall clock) added to its effective cap."""
+    now = now or datetime.now(timezone.utc)
+    by_budget: dict[str, list[Grant]] = defaultdict(list)
+    for g in grants:
+        by_budget[g.budget_id].append(g)
+    granted = {b: active_grants_usd(gs, now) for b, gs in by_budget.items()}
     by_id = {s.budget_id: s for s in snapshots}
-    rows = [_row(spec, by_id.get(spec.id)) for spec in book]
-    rows += [_row(None, s) for s in snapshots if s.budget_id not in book]
+    rows = [_row(spec, by_id.get(spec.id), granted.get(spec.id, 0.0)) for spec in book]
+    rows += [_row(None, s, granted.get(s.budget_id, 0.0)) for s in snapshots if s.budget_id not in book]
     return rows
 
 
@@ -135,14 +166,15 @@ def _when(t: datetime | None) -> str:
 def budgets_table(rows: list[BudgetRow], title: str = "budgets") -> Table:
     """The rows as a rich table; every text cell is escaped (ids, scopes and rule names are shown as text)."""
     table = Table(title=title)
-    for col in ("budget", "scope", "tier", "period", "cap", "spent", "%", "burn rate", "forecast", "exhausts",
-                "state", "updated (UTC)"):
-        table.add_column(col, justify="right" if col in ("cap", "spent", "%", "forecast") else "left")
+    for col in ("budget", "scope", "tier", "period", "cap", "effective cap", "spent", "%", "burn rate", "forecast",
+                "exhausts", "state", "updated (UTC)"):
+        table.add_column(col, justify="right" if col in ("cap", "effective cap", "spent", "%", "forecast") else "left")
     for r in rows:
         period = r.period if r.period_start is None else f"{r.period} from {r.period_start:%Y-%m-%d}"
         state = f"firing: {', '.join(r.firing)}" if r.state == "firing" else r.state
         table.add_row(safe_terminal(r.budget_id), safe_terminal(scope_text(r.scope)), safe_terminal(r.tier or "—"),
-                      safe_terminal(period), _money(r.cap_usd), _money(r.spend_usd), f"{100 * r.spent_fraction:.1f}",
+                      safe_terminal(period), _money(r.cap_usd), _money(r.effective_cap_usd), _money(r.spend_usd),
+                      f"{100 * r.spent_fraction:.1f}",
                       safe_terminal(burn_text(r.burn_rates) or "—"), _money(r.forecast_usd), _when(r.exhausted_at),
                       safe_terminal(state), _when(r.updated_at))
     return table
@@ -174,9 +206,18 @@ def _reason(err: BaseException, url: URL) -> str:
     return reason[:200]
 
 
-def stored_snapshots(database_url: str) -> tuple[list[BudgetSnapshot], str | None]:
-    """The stored snapshots and a note when there are none yet (no database file, no table); read-only:
-    nothing is created. Raises :class:`DatabaseUnreachable` with one clear sentence."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the database holds for ``burnguard budgets``."""
+
+    snapshots: list[BudgetSnapshot] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    note: str | None = None  # why nothing is shown yet
+
+
+def stored_figures(database_url: str) -> Stored:
+    """The stored snapshots and guardrail grants, and a note when there are no snapshots yet (no database
+    file, no table); read-only: nothing is created. Raises :class:`DatabaseUnreachable` with one clear sentence."""
     try:
         url = make_url(database_url)
     except ArgumentError:
@@ -185,17 +226,20 @@ def stored_snapshots(database_url: str) -> tuple[list[BudgetSnapshot], str | Non
     place = database_place(url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not Path(url.database).exists():
-        return [], f"no database file at {url.database} yet: nothing stored (is the worker using this " \
-                   "BURNGUARD_DATABASE_URL?)"
+        return Stored(note=f"no database file at {url.database} yet: nothing stored (is the worker using this "
+                           "BURNGUARD_DATABASE_URL?)")
     try:
         store = BudgetStore(database_url)
     except (SQLAlchemyError, ImportError) as err:
         raise DatabaseUnreachable(f"cannot use the database BURNGUARD_DATABASE_URL points at ({place}): "
                                   f"{_reason(err, url)}") from None
+    guard = GuardrailStore(store.engine)  # same engine; closed with it
     try:
-        if not inspect(store.engine).has_table(BudgetSnapshotRow.__tablename__):
-            return [], f"no budget snapshots stored in the database at {place} yet"
-        return store.snapshots(), None
+        tables = inspect(store.engine)
+        grants = guard.grants() if tables.has_table(GrantRow.__tablename__) else []
+        if not tables.has_table(BudgetSnapshotRow.__tablename__):
+            return Stored(grants=grants, note=f"no budget snapshots stored in the database at {place} yet")
+        return Stored(snapshots=store.snapshots(), grants=grants)
     except (SQLAlchemyError, OSError) as err:
         raise DatabaseUnreachable(f"cannot read the database BURNGUARD_DATABASE_URL points at ({place}): "
                                   f"{_reason(err, url)}") from None
@@ -207,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
         book = BudgetBook.load(settings.budgets)
-        snapshots, note = stored_snapshots(settings.database_url)
+        stored = stored_figures(settings.database_url)
     except ValidationError as err:
         for e in err.errors():
             print(f"error: setting BURNGUARD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}", file=sys.stderr)
@@ -219,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     except DatabaseUnreachable as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rows = budget_rows(book, snapshots)
+    rows, note = budget_rows(book, stored.snapshots, stored.grants), stored.note
     if args.json:
         try:
             sys.stdout.buffer.write(orjson.dumps([r.model_dump(mode="json") for r in rows],
