@@ -1,10 +1,15 @@
 """``burnguard approvals [--state pending]``, ``burnguard approve ID --as USER [--reason]``,
-``burnguard deny ID --as USER --reason``: the approval workflow without Slack, same authorisation rules."""
+``burnguard deny ID --as USER --reason``: the approval workflow without Slack, same authorisation rules.
+
+``burnguard approvals --json`` prints the requests as a JSON array (the stored
+:class:`~guardrails.approvals.ApprovalRequest` fields) for scripts."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+import orjson
 
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +24,11 @@ def run_list(args: argparse.Namespace) -> int:
     def go() -> int:
         with open_store() as store:
             rows = store.approvals(state=args.state, budget_id=args.budget)
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps([r.model_dump(mode="json") for r in rows],
+                                                 option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+            sys.stdout.flush()
+            return 0
         table = Table(title=f"approval requests ({args.state or 'all'})")
         for col in ("id", "state", "budget", "rule", "group", "USD", "deadline (UTC)", "decided by", "reason"):
             table.add_column(col)
@@ -56,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("approvals", help="list approval requests")
     p.add_argument("--state", choices=["pending", "approved", "denied", "expired", "escalated"], default=None)
     p.add_argument("--budget", default=None, help="only this budget id")
+    p.add_argument("--json", action="store_true", help="print the requests as JSON")
     p.set_defaults(func=run_list)
     a = sub.add_parser("approve", help="approve a pending request (a member of its group, within their limit)")
     a.add_argument("id", metavar="ID")

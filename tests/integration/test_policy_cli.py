@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,11 @@ def test_approvals_approve_deny_and_audit(database_url: str, monkeypatch: pytest
     assert main(["approvals", "--state", "pending"]) == 0
     out = capsys.readouterr().out
     assert a.approval_id in out and b.approval_id in out and "finance-approvers" in out
+    assert main(["approvals", "--state", "pending", "--budget", "b-y", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["approval_id"], r["state"], r["group"], r["amount_usd"]) for r in rows] == \
+        [(b.approval_id, "pending", "finance-approvers", 2000.0)]
+    assert datetime.fromisoformat(rows[0]["deadline"]) == at + timedelta(hours=4)
     assert main(["approve", a.approval_id, "--as", "jordan"]) == 1  # finops, not finance
     assert "refused: jordan is not a member of approver group finance-approvers" in capsys.readouterr().err
     assert main(["approve", a.approval_id, "--as", "sam", "--reason", "launch"]) == 0
