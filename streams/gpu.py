@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from detectors.gpu_tracker import GpuTracker, kind_of
+from detectors.gpu_tracker import MAX_GPUS_PER_ALLOCATION, GpuTracker, kind_of
 from detectors.pinned_model import MINUTE_S, ServingStatus, model_key
 from detectors.zombie_gpu import ZombieAlert
 from schemas.alert import Alert
@@ -66,10 +66,11 @@ def requests_by_model(records: Iterable[CostRecord]) -> dict[str, list[list[int]
     return {k: sorted([m, n] for m, n in v.items()) for k, v in counts.items()}
 
 
-def new_gpu_tracker(resource: str, sample: dict[str, Any]) -> GpuTracker:
-    """A pod labelled with the model it serves is a serving resource, whatever its name."""
+def new_gpu_tracker(resource: str, sample: dict[str, Any], max_gpus: int = MAX_GPUS_PER_ALLOCATION) -> GpuTracker:
+    """A pod labelled with the model it serves is a serving resource, whatever its name; it tracks at most
+    ``max_gpus`` GPUs (samples of further GPUs are counted as refused)."""
     kind = "serving" if model_key(sample.get("served_model")) else kind_of(sample.get("namespace"), sample.get("pod"))
-    return GpuTracker(resource, kind)
+    return GpuTracker(resource, kind, max_gpus=max_gpus)
 
 
 def serving_status_doc(tracker: GpuTracker, samples: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     cardinality_limits: dict[str, int] = Field(
         dict(DEFAULT_CARDINALITY), description="distinct values per key dimension (per team; team: in all); beyond "
                                                "it the value becomes 'other' (JSON object)")
+    max_gpus_per_allocation: int = Field(64, ge=1, description="GPUs tracked per pod or host allocation; samples "
+                                         "of further GPUs are counted as refused (bounds a hostile envelope)")
     key_ttl_seconds: float = Field(14 * 86400, gt=0, description="a key's state (open buckets, detector monitors, a "
                                     "GPU allocation's tracker) is dropped after this long without records (wall time)")
     price_catalog: str | None = Field(None, description="price catalog YAML; unset = the shipped prices.yaml")

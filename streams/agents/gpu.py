@@ -35,8 +35,9 @@ WORKER_STARTED = time.time()  # this process's start, set once at import
 
 class Zombies:
     def __init__(self, trackers: TypedTable[GpuState], send: SendAlert,
-                 send_status: Callable[[str, bytes], object], ttl: float) -> None:
+                 send_status: Callable[[str, bytes], object], ttl: float, max_gpus: int = 64) -> None:
         self.trackers, self.send, self.send_status, self.ttl = trackers, send, send_status, ttl
+        self.max_gpus = max_gpus
 
     async def handle(self, resource: str, value: bytes, partition: int = 0, timestamp: float = 0.0) -> None:
         if resource == TICK and value == b"[]":
@@ -44,7 +45,8 @@ class Zombies:
             return
         doc = orjson.loads(value)
         samples = doc["samples"]
-        state = self.trackers.get(resource) or GpuState(new_gpu_tracker(resource, samples[0]))
+        state = self.trackers.get(resource) or GpuState(new_gpu_tracker(resource, samples[0], self.max_gpus))
+        state.tracker.max_gpus = self.max_gpus  # the setting may have changed since the state was written
         src, offset = doc["o"]
         if already_applied(state.applied, src, offset):
             return  # redelivered (this message, or normalize after a crash)
@@ -140,7 +142,8 @@ async def tick_models() -> None:
 @app.agent(gpu_samples_topic)
 async def zombies(stream: faust.StreamT) -> None:
     """Track each GPU allocation from its samples; alert on zombie GPUs, priced in $/h wasted."""
-    handler = Zombies(gpu_trackers, send_alert, _send_status, settings.key_ttl_seconds)
+    handler = Zombies(gpu_trackers, send_alert, _send_status, settings.key_ttl_seconds,
+                      settings.max_gpus_per_allocation)
 
     async def one(event: faust.EventT) -> None:
         key = event.key.decode() if isinstance(event.key, bytes) else event.key

@@ -160,6 +160,15 @@ class EventClock:
         self.idle_since: float | None = None  # wall time at which every clock was idle
         self.now: float | None = None
 
+    def check(self) -> None:
+        """Raise ``ValueError`` for a decoded value this class cannot work with (a forged changelog record)."""
+        if not isinstance(self.parts, dict) or any(
+                not isinstance(part, dict) or any(not isinstance(r, list) or len(r) != 2 for r in part.values())
+                for part in self.parts.values()):
+            raise ValueError("parts must map sources to clock readings [newest, idle]")
+        if self.now is not None and not isinstance(self.now, (int, float)):
+            raise ValueError("now must be a number")
+
     def apply(self, punct: Punctuation) -> float | None:
         for source, part in punct.parts.items():
             self.parts[source] = dict(part.clocks)

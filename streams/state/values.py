@@ -33,8 +33,8 @@ from streams.state.clocks import EventClock
 from streams.state.codec import register, state_type
 from streams.state.windows import KeyWindows
 
-register(KeyWindows, "key_windows", 1)
-register(EventClock, "event_clock", 1)
+register(KeyWindows, "key_windows", 1, check=KeyWindows.check)
+register(EventClock, "event_clock", 1, check=EventClock.check)
 
 
 @state_type("series", 1)

@@ -206,6 +206,24 @@ class KeyWindows:
             self.closed_until = max(self.closed_until, due[-1] + self.seconds)
         return out
 
+    def check(self) -> None:
+        """Raise ``ValueError`` for a decoded value this class cannot work with (a forged changelog record)."""
+        if not isinstance(self.key, str) or not isinstance(self.seconds, int) or self.seconds < 1:
+            raise ValueError("key must be text and seconds a whole number >= 1")
+        if not isinstance(self.partition, int) or not isinstance(self.emitted, int) or self.emitted < 0:
+            raise ValueError("partition and emitted must be whole numbers")
+        for sums in (self.sums, self.late_sums):
+            if not isinstance(sums, dict) or any(
+                    not isinstance(k, int) or not isinstance(row, list) or len(row) != _N + 2 for k, row in sums.items()):
+                raise ValueError(f"bucket sums must be rows of {_N + 2} numbers keyed by bucket start")
+        if not isinstance(self.children, dict) or not all(isinstance(v, dict) for v in self.children.values()):
+            raise ValueError("children must map bucket start to spend per child")
+        if not isinstance(self.clocks, dict) or len(self.clocks) > self.MAX_CLOCKS or any(
+                not isinstance(v, list) or len(v) != 2 or not isinstance(v[1], bool) for v in self.clocks.values()):
+            raise ValueError(f"clocks must be at most {self.MAX_CLOCKS} [newest, idle] pairs")
+        if not isinstance(self.applied, dict) or not all(isinstance(v, int) for v in self.applied.values()):
+            raise ValueError("applied must map sources to offsets")
+
     def close_all(self) -> list[Bucket]:
         """Every bucket, open or late (offline replay: the input has ended)."""
         return self.close_until(math.inf)

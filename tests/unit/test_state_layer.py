@@ -281,3 +281,17 @@ def test_a_quiet_key_expires_and_detect_forgets_its_monitors() -> None:
     table = {"k#spend": b"x", "k#children": b"y", "other#spend": b"z"}
     run(Detect(table, BucketScorer(SETTINGS), lambda a: None).handle(agg.sent[-1][1]))
     assert table == {"other#spend": b"z"}
+
+
+def test_a_forged_key_windows_value_is_refused_on_decode() -> None:
+    """A changelog value with the right tag but impossible fields (seconds=0, short rows) is quarantined."""
+    from streams.state.codec import StateDecodeError, decode, encode
+
+    kw = KeyWindows("k", 60)
+    kw.add({"ts": T0, "cost_usd": 1.0})
+    assert decode(encode(kw)).sums == kw.sums
+    for field, bad in (("seconds", 0), ("sums", {int(T0): [1.0]}), ("clocks", {"c": [1.0]})):
+        forged = KeyWindows("k", 60)
+        setattr(forged, field, bad)
+        with pytest.raises(StateDecodeError):
+            decode(encode(forged))
