@@ -50,7 +50,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.id:
             rows = [(i, dl) for i, dl in rows if i in set(args.id)]
         rows.reverse()  # oldest first: the original order
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+                                 **settings.kafka_python_config())  # SASL/TLS when configured
         try:
             # back to its original partition with its original key, so order and routing are kept
             sent = [(id_, producer.send(dl.topic, dl.original_bytes(), key=dl.original_key(), partition=dl.partition))
