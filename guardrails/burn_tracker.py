@@ -180,8 +180,14 @@ class BurnTracker:
         if (len(self._fine), len(self._coarse), self._k) == old:
             self._fine, self._coarse = fine, coarse
 
+    def _rate_window(self) -> int:
+        """The window (s) projections and threshold events take their rate over: the longest rule window,
+        or :data:`MIN_RATE_SPAN_S` for a budget without burn-rate rules (thresholds only)."""
+        return max(needed_windows(self.rules)) if self.rules else MIN_RATE_SPAN_S
+
     def _geometry(self) -> None:
-        windows = needed_windows(self.rules) if self.rules else [60]
+        # the rings hold every window the rules need and the rate window (a rule-less budget still projects)
+        windows = needed_windows(self.rules) if self.rules else [self._rate_window()]
         for w in windows:
             if w % 60:
                 raise ValueError(f"window {w}s is not a whole number of minutes")
@@ -312,7 +318,7 @@ class BurnTracker:
         if self._head is None or not self._pend:
             return self._spent, None
         now_m = self._head + 1
-        w = max(needed_windows(self.rules)) if self.rules else 3600
+        w = self._rate_window()
         seen_s = (now_m - (self._origin if self._origin is not None else self._head)) * 60
         span = min(w, max(seen_s, min(w, MIN_RATE_SPAN_S)))
         rate = max(self.window_sum(w), 0.0) / span  # $/s
@@ -452,7 +458,7 @@ class BurnTracker:
                     proj = self.projection()
                 elapsed = max(now_m - self._pstart, 1) * 60
                 ptd_rate = self._spent / (budget.rate_per_s * elapsed)
-                w = max(needed_windows(self.rules)) if self.rules else 3600
+                w = self._rate_window()
                 out.append(self._event(threshold_name(t), "page" if t >= 1.0 else "ticket", "firing", ptd_rate,
                                        burn_rate(self.window_sum(w), w, budget), proj, now_m,
                                        kind="threshold", threshold=t))
