@@ -27,6 +27,7 @@ class Bucket(BaseModel):
     spend_usd: float = 0.0
     requests: int = 0
     unpriced_requests: int = 0
+    credit_usd: float = 0.0  # credits and refunds (negative, FOCUS): net spend is spend_usd + credit_usd; not scored
     failed_requests: int = 0  # of requests: calls that failed (a retry storm shows in failure_rate)
     cache_hit_requests: int = 0  # of requests: answered from a response cache, at no provider cost
     input_tokens: int = 0

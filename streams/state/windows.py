@@ -40,10 +40,10 @@ from schemas.cost import CostRecord
 #: Sums a bucket keeps, in order; a record carries the non-zero ones by name.
 SUMS: tuple[str, ...] = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
                          "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "failed_requests",
-                         "cache_hit_requests")
+                         "cache_hit_requests", "credit_usd")  # credit_usd last: it is not a CostRecord field
 _N = len(SUMS)
 #: Sums a charge period is spread over pro rata (money and GPU time); counts stay on its first piece.
-_SPREAD = ("cost_usd", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd")
+_SPREAD = ("cost_usd", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "credit_usd")
 _UNPRICED, _RECORDS = _N, _N + 1
 #: A billing row's charge period is spread over at most this many pieces (a month of minutes would
 #: otherwise open 43,200 buckets for one row).
@@ -56,10 +56,12 @@ def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"ts": rec.ts.timestamp()}
     if child is not None:
         d["child"] = child
-    for name in SUMS:
+    for name in SUMS[:-1]:
         v = getattr(rec, name)
         if v:
             d[name] = v
+    if rec.cost_usd < 0:  # a credit or refund (FOCUS): counted, netted by budgets, never scored as spend
+        d["credit_usd"] = d.pop("cost_usd")
     if not rec.priced:
         d["priced"] = False
     if rec.period_end is not None and rec.period_end > rec.ts:
@@ -92,6 +94,7 @@ def spread(rec: dict[str, Any], seconds: int) -> list[dict[str, Any]]:
             if name in rec:
                 piece[name] = rec[name] * share
         if pieces:
+            piece["cont"] = True  # a continuation: the record and its counts are on the first piece
             for name in SUMS:
                 if name not in _SPREAD:
                     piece.pop(name, None)
@@ -149,7 +152,8 @@ class KeyWindows:
                 row[i] += v
         if not rec.get("priced", True):
             row[_UNPRICED] += rec.get("requests", 0) or 0
-        row[_RECORDS] += 1
+        if not rec.get("cont"):
+            row[_RECORDS] += 1
         child = rec.get("child")
         if child is not None and on_time:
             kids = self.children.setdefault(start, {})
@@ -239,6 +243,6 @@ class KeyWindows:
             spend_usd=row[0], requests=int(row[1]), input_tokens=int(row[2]), output_tokens=int(row[3]),
             cache_read_tokens=int(row[4]), cache_write_tokens=int(row[5]), gpu_seconds=row[6],
             idle_gpu_seconds=row[7], idle_cost_usd=row[8], failed_requests=int(row[9]),
-            cache_hit_requests=int(row[10]), unpriced_requests=int(row[_UNPRICED]),
+            cache_hit_requests=int(row[10]), credit_usd=row[11], unpriced_requests=int(row[_UNPRICED]),
             records=int(row[_RECORDS]), late=late, children=children or {},
         )

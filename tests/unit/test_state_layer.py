@@ -261,6 +261,7 @@ def test_a_billing_row_is_spread_over_its_charge_period() -> None:
     kw.see_clock("usage.billing/0:focus", T0 + 7200)
     closed = kw.close_due(lateness=0)
     assert len(closed) == 60 and {round(b.spend_usd, 9) for b in closed} == {0.1}
+    assert sum(b.records for b in closed) == 1  # one row, whatever it is spread over
     assert closed[0].start == datetime.fromtimestamp(T0, tz=timezone.utc)
     assert closed[-1].start == datetime.fromtimestamp(T0, tz=timezone.utc) + timedelta(minutes=59)
 
@@ -295,3 +296,18 @@ def test_a_forged_key_windows_value_is_refused_on_decode() -> None:
         setattr(forged, field, bad)
         with pytest.raises(StateDecodeError):
             decode(encode(forged))
+
+
+def test_a_credit_is_counted_apart_and_never_scored_as_spend() -> None:
+    """Credits (negative FOCUS costs) are netted by budgets, and kept out of the spend series detection scores."""
+    from streams.state.windows import window_record
+
+    t = datetime.fromtimestamp(T0, tz=timezone.utc)
+    kw = KeyWindows("k", 60)
+    for cost in (3.0, -5.0):
+        kw.add(window_record(CostRecord(ts=t, source="billing", team="ads", cost_usd=cost)))
+    (bucket,) = kw.close_until(T0 + 60)
+    assert (bucket.spend_usd, bucket.credit_usd, bucket.records) == (3.0, -5.0, 2)
+    routed = spend_by_budget([CostRecord(ts=t, source="billing", team="ads", cost_usd=c) for c in (3.0, -5.0)],
+                             BudgetBook.from_yaml_text("budgets: [{id: b, cap_usd: 10, sources: [billing]}]"))
+    assert routed == {"b": [[int(T0), -2.0]]}
