@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from types import TracebackType
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,10 @@ class EmbeddedBroker:
         self.stop()
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int, timeout: float = 30.0) -> None:
-    """Create missing topics (idempotent), retrying while the broker finishes starting."""
+def create_topics(bootstrap: str, topics: Iterable[str], partitions: int, timeout: float = 30.0,
+                  client_config: dict[str, Any] | None = None) -> None:
+    """Create missing topics (idempotent), retrying while the broker finishes starting; ``client_config``:
+    kafka-python security settings (``Settings.kafka_python_config()``) for a secured cluster."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -117,7 +120,7 @@ def create_topics(bootstrap: str, topics: Iterable[str], partitions: int, timeou
     while True:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="burnguard-admin",
-                                     request_timeout_ms=10_000)
+                                     request_timeout_ms=10_000, **(client_config or {}))
             break
         except KafkaError:
             if time.monotonic() > deadline:

@@ -36,6 +36,24 @@ async def store_alerts(stream: faust.StreamT) -> None:
         store.close()
 
 
+#: How often the leader purges dead letters older than BURNGUARD_DEAD_LETTER_RETENTION_DAYS.
+PURGE_EVERY_SECONDS = 3600.0
+
+
+@app.timer(interval=PURGE_EVERY_SECONDS, on_leader=True)
+async def purge_dead_letters() -> None:
+    """Keep dead letters for the retention period, then drop them (the store is not an archive of usage)."""
+    store = AlertStore(settings.database_url)
+    try:
+        n = await until_stored(store.purge_dead_letters, settings.dead_letter_retention_days)
+        if n:
+            log.warning("purged %d dead letter(s) older than %g day(s)", n, settings.dead_letter_retention_days)
+    except Exception:  # noqa: BLE001 - a timer must keep ticking; the next one retries
+        log.exception("dead-letter purge failed")
+    finally:
+        store.close()
+
+
 @app.agent(deadletter_topic)
 async def store_dead_letters(stream: faust.StreamT) -> None:
     """Keep every dead letter queryable (``burnguard deadletter list``)."""

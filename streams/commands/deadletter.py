@@ -12,6 +12,7 @@ from rich.table import Table
 from schemas.deadletter import DeadLetter
 from schemas.text import safe_terminal
 from sinks.store import AlertStore
+from streams.state.applied import replay_origin
 from streams.settings import Settings
 
 
@@ -53,9 +54,17 @@ def run_replay(args: argparse.Namespace) -> int:
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
                                  **settings.kafka_python_config())  # SASL/TLS when configured
         try:
-            # back to its original partition with its original key, so order and routing are kept
-            sent = [(id_, producer.send(dl.topic, dl.original_bytes(), key=dl.original_key(), partition=dl.partition))
-                    for id_, dl in rows]
+            # back to its original partition with its original key, so order and routing are kept; an
+            # internal message gets an origin of its own (its own was superseded: it would be skipped)
+            sent, skipped = [], 0
+            for id_, dl in rows:
+                value = replay_origin(dl.topic, dl.original_bytes(), dl.fingerprint)
+                if value is None:
+                    skipped += 1
+                    print(f"dead letter {id_} ({safe_terminal(dl.topic)}): cannot be replayed (only usage and "
+                          "costs/budget/GPU messages can); left pending", file=sys.stderr)
+                    continue
+                sent.append((id_, producer.send(dl.topic, value, key=dl.original_key(), partition=dl.partition)))
             producer.flush(timeout=30)
             done, failed = [], 0
             for id_, future in sent:
@@ -71,7 +80,7 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"replayed {len(done)} dead letter(s); any that still fail come back as new dead letters")
-    return 1 if failed else 0
+    return 1 if failed or skipped else 0
 
 
 def run_purge(args: argparse.Namespace) -> int:

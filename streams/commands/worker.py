@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["BURNGUARD_BROKER"] = broker.url
         print(f"no BURNGUARD_BROKER set: started the embedded broker at {broker.bootstrap}", flush=True)
         settings = Settings()
-    create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions)
+    create_topics(settings.bootstrap_servers, ALL_TOPICS, settings.partitions,
+                  client_config=settings.kafka_python_config())
     from streams.agents.guardrails import load_guardrails
     from streams.app import app, load_budgets, load_normalizer  # imported after the broker URL is known
 
