@@ -98,7 +98,7 @@ class ServingStatus(NamedTuple):
     usd_per_gpu_hour: float
 
 
-def _utc(ts: float) -> datetime:
+def _from_epoch(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
@@ -190,7 +190,7 @@ class ModelActivity:
                 detail = (f"model {self.model} got no gateway requests for {self.window_s / 60:.0f} min "
                           f"while its GPUs idled {idle_min:.0f} min")
                 out.append(("firing", ZombieAlert(RULE, resource, hit.usd_per_hour, hit.gpus_wasted, detail),
-                            _utc(start)))
+                            _from_epoch(start)))
             elif hit is None and resource in self.firing:
                 out += self._resolve(resource, "requests for the model again" if not quiet else "GPUs active again")
         return out
@@ -198,7 +198,7 @@ class ModelActivity:
     def _resolve(self, resource: str, why: str) -> list[tuple[str, ZombieAlert, datetime]]:
         if resource not in self.firing:
             return []
-        return [("resolved", ZombieAlert(RULE, resource, 0.0, 0.0, why), _utc(self.firing.pop(resource)))]
+        return [("resolved", ZombieAlert(RULE, resource, 0.0, 0.0, why), _from_epoch(self.firing.pop(resource)))]
 
     # -- table state (streams.state.codec) ---------------------------------------------------
     STATE_TAG = "model_activity"

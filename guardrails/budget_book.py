@@ -43,7 +43,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule
 from schemas.cost import KEY_FIELDS, AllocationKey, Source
-from schemas.events import UNKNOWN
+from schemas.events import UNKNOWN, as_utc
 from schemas.yamlconf import ConfigError, load_yaml_file, load_yaml_text
 
 __all__ = ["BudgetBook", "BudgetSpec", "BudgetsFile", "ConfigError", "DEFAULT_BUDGETS_PATH",
@@ -64,10 +64,6 @@ CACHE_SIZE = 65_536
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
 def period_bounds(period: Period, t: datetime) -> tuple[datetime, datetime]:
     """The calendar period (UTC) containing ``t``: ``[start, end)``; naive times are UTC.
 
@@ -75,7 +71,7 @@ def period_bounds(period: Period, t: datetime) -> tuple[datetime, datetime]:
     >>> [tuple(x.strftime("%a %d %H:%M") for x in period_bounds(p, t)) for p in ("day", "week", "month")]
     [('Wed 25 00:00', 'Thu 26 00:00'), ('Mon 23 00:00', 'Mon 30 00:00'), ('Sun 01 00:00', 'Tue 01 00:00')]
     """
-    t = _utc(t)
+    t = as_utc(t)
     day = t.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         return day, day + timedelta(days=1)

@@ -25,10 +25,19 @@ UNKNOWN = "unknown"
 MAX_FUTURE_SKEW = timedelta(minutes=15)
 
 
-def _utc(ts: datetime) -> datetime:
+def as_utc(ts: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken as UTC (burnguard's only zone; SQLite drops it).
+
+    >>> as_utc(datetime(2026, 11, 20, 9)).isoformat(), as_utc_or_none(None)
+    ('2026-11-20T09:00:00+00:00', None)
+    """
     if ts.tzinfo is None:
         return ts.replace(tzinfo=timezone.utc)
     return ts.astimezone(timezone.utc)
+
+
+def as_utc_or_none(ts: datetime | None) -> datetime | None:
+    return None if ts is None else as_utc(ts)
 
 
 def _finite_non_negative(v: float | None) -> float | None:
@@ -43,7 +52,7 @@ def _finite(v: float | None) -> float | None:
     return v
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 Money = Annotated[float, AfterValidator(_finite_non_negative)]
 #: An amount that may be negative: billing credits and refunds (FOCUS rows), netted into spend.
 SignedMoney = Annotated[float, AfterValidator(_finite)]

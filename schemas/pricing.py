@@ -26,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from schemas.events import Money, _utc
+from schemas.events import Money, as_utc
 from schemas.yamlconf import ConfigError, load_yaml_file
 
 __all__ = ["ConfigError", "GpuRate", "GpuSku", "ModelPrice", "ModelEntry", "PriceCatalog",
@@ -71,7 +71,7 @@ def _date_start(v: object) -> object:
 
 
 #: A date (00:00 UTC) or a datetime (naive = UTC) from which a price applies.
-EffectiveFrom = Annotated[datetime, BeforeValidator(_date_start), AfterValidator(_utc)]
+EffectiveFrom = Annotated[datetime, BeforeValidator(_date_start), AfterValidator(as_utc)]
 
 
 class ModelPrice(BaseModel):

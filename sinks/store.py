@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
 from schemas.alert import Alert
+from schemas.events import as_utc_or_none
 from schemas.deadletter import DeadLetter
 
 
@@ -63,11 +64,6 @@ class DeadLetterRow(Base):
     key_b64: Mapped[str | None] = mapped_column(String, nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything in burnguard is UTC."""
-    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
 
 
 class AlertStore:
@@ -158,7 +154,7 @@ class AlertStore:
                 q = q.where(DeadLetterRow.reason.contains(reason_contains))
             return [(r.id, DeadLetter(reason=r.reason, topic=r.topic, partition=r.partition, offset=r.offset,
                                       index=r.index, original_b64=r.original_b64, key_b64=r.key_b64,
-                                      received_at=_utc(r.received_at)))
+                                      received_at=as_utc_or_none(r.received_at)))
                     for r in s.scalars(q)]
 
     def purge_dead_letters(self, older_than_days: float, now: datetime | None = None) -> int:

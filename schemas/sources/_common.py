@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
-from schemas.events import UNKNOWN, Money, _utc
+from schemas.events import UNKNOWN, Money, as_utc
 from schemas.pricing import PriceCatalog
 
 #: Largest token count accepted for one event (guards against overflow and garbage).
@@ -51,7 +51,7 @@ def _epoch(v: Any) -> Any:
 
 
 #: An event time: ISO 8601 text or Unix epoch (s/ms/us/ns); naive means UTC.
-EventTime = Annotated[datetime, BeforeValidator(_epoch), AfterValidator(_utc)]
+EventTime = Annotated[datetime, BeforeValidator(_epoch), AfterValidator(as_utc)]
 
 
 def _lenient_text(v: Any) -> Any:
