@@ -3,8 +3,8 @@
 Each labelled series (:mod:`bench.spend_scenarios`) is one team's key: its alerts come from the
 same ``SeriesMonitor`` the service runs, and go through the service's incident dispatcher
 (:mod:`detectors.incidents.dispatch`, default ``GroupingConfig``) with a 1-minute tick. An
-incident is *true* when it opens inside the labelled window, *false* when it opens after the
-burn-in and outside it. Reported next to the raw alert figures of the same run.
+incident is *true* when its first alert is raised inside the labelled window, *false* when it is
+raised after the burn-in and outside it (alerts are counted the same way). Reported next to the raw alert figures of the same run.
 
     python -m bench.incidents [--quick]
 """
@@ -73,10 +73,11 @@ def evaluate(s: sp.SpendSeries, make_monitor: Callable[[], SeriesMonitor],
              config: GroupingConfig | None = None) -> IncidentOutcome:
     inc = s.incidents[0]
     alerts = series_alerts(s, make_monitor)
-    firing = [a for a in alerts if a.status == "firing" and a.started_at >= s.burn_in_end]
+    firing = [a for a in alerts if a.status == "firing" and a.window_end >= s.burn_in_end]
     true_a = sum(inc.start <= a.window_end <= inc.end for a in firing)
     incidents, _ = run(alerts, config)
-    opened = [i.opened_at for i in incidents if i.opened_at >= s.burn_in_end]
+    # each incident at the time its first alert was raised (as alerts are counted: when raised)
+    opened = [t for t in (min(a.at for a in i.alerts) for i in incidents if i.alerts) if t >= s.burn_in_end]
     true_i = sum(inc.start <= t <= inc.end for t in opened)
     span = (s.timestamps[-1] - max(s.burn_in_end, s.timestamps[0])).total_seconds() / (7 * 86400)
     return IncidentOutcome(inc.kind, true_a, len(firing) - true_a, true_i, len(opened) - true_i, max(span, 0.0))
