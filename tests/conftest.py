@@ -47,17 +47,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 
 def _drop_all(url: str) -> None:
-    """Drop the store's tables: sinks.store's, the guardrail tables and Alembic's version table."""
+    """Drop every table of the test database (the store's, the guardrail, incident and Slack tables,
+    Alembic's version table): reflected, so a table added by any module is dropped too."""
     import sqlalchemy as sa
-
-    from sinks.guardrail_tables import GuardrailBase
-    from sinks.store import Base
 
     engine = sa.create_engine(url)
     try:
-        Base.metadata.drop_all(engine)
-        GuardrailBase.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        meta = sa.MetaData()
+        meta.reflect(engine)
+        meta.drop_all(engine)
     finally:
         engine.dispose()
