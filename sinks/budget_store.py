@@ -16,14 +16,13 @@ a rebalance rewrites the row from the recovered state (a snapshot is a copy, nev
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Float, String, create_engine, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy import JSON, DateTime, Float, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
+from sinks.database import create_tables, make_engine
 from sinks.store import Base
 
 
@@ -57,18 +56,12 @@ class BudgetStore:
     """Thread-safe; call from a thread, not the event loop."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict = {}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        self.engine = create_engine(url, **kwargs)
+        self.engine = make_engine(url)
         self._schema_ready = False
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            try:
-                Base.metadata.create_all(self.engine, tables=[BudgetSnapshotRow.__table__])
-            except (ProgrammingError, IntegrityError):  # another process created it at the same moment
-                Base.metadata.create_all(self.engine, tables=[BudgetSnapshotRow.__table__])
+            create_tables(self.engine, Base.metadata, [BudgetSnapshotRow.__table__])
             self._schema_ready = True
 
     def close(self) -> None:
@@ -91,7 +84,3 @@ class BudgetStore:
         with Session(self.engine) as s:
             return [BudgetSnapshot.model_validate(r.payload)
                     for r in s.scalars(select(BudgetSnapshotRow).order_by(BudgetSnapshotRow.budget_id))]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -17,14 +17,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import orjson
-from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, delete, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy import JSON, DateTime, Float, Integer, String, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from schemas.alert import Alert
 from schemas.events import as_utc_or_none
 from schemas.deadletter import DeadLetter
+from sinks.database import create_tables, make_engine
 
 
 class Base(DeclarativeBase):
@@ -70,18 +70,12 @@ class AlertStore:
     """Alerts and dead letters in one database. Thread-safe; call from a thread, not the event loop."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict = {}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        self.engine = create_engine(url, **kwargs)
+        self.engine = make_engine(url)
         self._schema_ready = False  # created on first use: a database that is down at start is retried
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            try:
-                Base.metadata.create_all(self.engine)
-            except (ProgrammingError, IntegrityError):  # another process created it at the same moment
-                Base.metadata.create_all(self.engine)
+            create_tables(self.engine, Base.metadata, [AlertRow.__table__, DeadLetterRow.__table__])
             self._schema_ready = True
 
     def close(self) -> None:
