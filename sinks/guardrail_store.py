@@ -191,7 +191,10 @@ class GuardrailStore:
                     return StoredDecision(existing, False)
                 grants = self._budget_grants(s, ov.budget_id)
                 counted = [g for g in grants if g.kind == "expand" or g.period_start == ov.period_start]
-                ctx = DecisionContext(now, active_grants_usd(counted, now), granted_by_rule(grants, ov.period_start))
+                # grants active at the overrun's own time: a replayed or caught-up period counts its grants
+                # (they last until their expiry or the period's end), a live overrun those active now
+                ctx = DecisionContext(now, active_grants_usd(counted, min(ov.at, now)),
+                                      granted_by_rule(grants, ov.period_start))
                 out = decide(ov, policy, ctx)
                 d = out.decision
                 if s.get(OverrunRow, ov.overrun_id) is None:

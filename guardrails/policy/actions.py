@@ -36,7 +36,7 @@ NOTHING_TO_COVER = "nothing to cover: spend and forecast are within the cap and 
 class DecisionContext:
     """What a decision needs besides the overrun and the policy (the store reads it under a lock).
 
-    ``granted_usd``: grants active on the budget now; ``granted_by_rule``: rule name -> USD that
+    ``granted_usd``: grants active on the budget at the overrun's time; ``granted_by_rule``: rule name -> USD that
     rule already granted the budget this period (its limit counts against it).
     """
 

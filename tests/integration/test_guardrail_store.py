@@ -196,3 +196,15 @@ def test_audit_verify_finds_an_edited_and_a_deleted_row(store: GuardrailStore, d
         conn.execute(sa.text("DELETE FROM guardrail_audit WHERE seq >= 3"))
     assert any("at the end are missing" in p.message for p in store.verify_audit())
     engine.dispose()
+
+
+def test_a_replayed_period_counts_its_own_grants(store: GuardrailStore) -> None:
+    """Overruns of a period that ended (a backlog caught up after midnight, the demo's replayed day) are decided
+    on that period's grants: a grant lasts until its expiry or the period's end, judged at the overrun's time."""
+    later = DAY[1] + timedelta(hours=3)  # decided the next morning
+    first = store.decide(overrun("ov-r1", forecast=90.0), POLICY, now=later)  # 40 over: granted
+    assert (first.decision.action, first.decision.amount_usd, first.decision.expires_at) == ("grant", 40.0, DAY[1])
+    # later that day the forecast is 250: 200 over the cap, 160 over cap + the 40 granted
+    second = overrun("ov-r2", forecast=250.0).model_copy(update={"at": T + timedelta(hours=5)})
+    out = store.decide(second, POLICY, now=later + timedelta(minutes=1))
+    assert (out.decision.action, out.approval.amount_usd) == ("escalated", 160.0)
