@@ -139,13 +139,13 @@ class IncidentStore:
             return IncidentRecord.model_validate(row.record) if row is not None else None
 
     def incidents(self, state: str | None = None, limit: int = 200) -> list[IncidentRecord]:
-        """Newest first; ``state``: ``open`` (pending or firing), ``firing``, ``pending``, ``resolved`` or None."""
+        """Newest first; ``state``: ``open`` (pending or firing), ``firing``, ``pending``, ``resolved``, ``all`` or None."""
         self._ready()
         with Session(self.engine) as s:
             q = select(IncidentRow).order_by(IncidentRow.started_at.desc(), IncidentRow.id).limit(limit)
             if state == "open":
                 q = q.where(IncidentRow.status.in_(OPEN_STATES))
-            elif state:
+            elif state and state != "all":
                 q = q.where(IncidentRow.status == state)
             return [IncidentRecord.model_validate(r.record) for r in s.scalars(q)]
 
