@@ -75,7 +75,7 @@ class Aggregate:
             # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
             if kw is None or kw.partition != partition:
                 continue
-            kw.punctuate(punct.reading)
+            moved = kw.punctuate(punct.reading)
             closed = kw.close_due(lateness)
             if closed:
                 await self._emit(kw, closed)
@@ -85,6 +85,8 @@ class Aggregate:
                 await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
                 self.windows.delete(key)
                 self.partition_of.pop(key, None)
+            elif moved:  # a clock went idle (or moved) with nothing to close yet: keep it for the next reading
+                self.windows.put(key, kw)
 
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:

@@ -172,13 +172,19 @@ class KeyWindows:
         else:
             seen[0], seen[1] = max(seen[0], newest), idle
 
-    def punctuate(self, reading: Callable[[str], tuple[float, bool] | None]) -> None:
+    def punctuate(self, reading: Callable[[str], tuple[float, bool] | None]) -> bool:
         """Apply a punctuation's readings (``clock -> (newest, idle)`` or ``None`` where it does not
-        speak for that clock) to the clocks this key follows."""
+        speak for that clock) to the clocks this key follows; True if any clock changed (the state must
+        then be saved even if nothing closed: another worker's punctuation speaks for the other clocks)."""
+        changed = False
         for clock, seen in self.clocks.items():
             r = reading(clock)
             if r is not None:
-                seen[0], seen[1] = max(seen[0], r[0]), r[1]
+                new = [max(seen[0], r[0]), r[1]]
+                if new != seen:
+                    seen[0], seen[1] = new
+                    changed = True
+        return changed
 
     # ------------------------------------------------------------------ output
 
