@@ -7,10 +7,11 @@ shows 0 spend and "no spend yet"; a stored budget the file no longer has is list
 ``--json`` prints the same rows for machines.
 
 Next to the cap, the **effective cap**: the cap plus the grants active now (guardrail decisions stored
-at the same database, :func:`guardrails.grants.effective_cap`); a budget spending above its cap but
-within its grants is "within grants", above the effective cap "over cap".
+at the same database, :func:`guardrails.grants.effective_cap`; for a period that has already ended, as
+it stood at its end); a budget spending above its cap but within its grants is "within grants", above
+the effective cap "over cap".
 
->>> from datetime import datetime, timezone
+>>> from datetime import datetime, timedelta, timezone
 >>> from guardrails.budget_book import BudgetBook
 >>> book = BudgetBook.from_yaml_text('''
 ... budgets:
@@ -30,6 +31,9 @@ within its grants is "within grants", above the effective cap "over cap".
 [(10.0, 5.0, 15.0, 'within grants')]
 >>> budget_rows(book, [lab], [g], now=t.replace(hour=7))[1].state     # the grant expired at 06:00
 'over cap'
+>>> g2 = Grant("d2", "lab", "small", 5.0, "period", t, t.replace(day=21), t.replace(day=22), t.replace(day=21))
+>>> budget_rows(book, [lab], [g2], now=t.replace(day=22))[1].effective_cap_usd  # the 20th's cap, as it ended
+15.0
 >>> scope_text(budget_rows(book, [])[1].scope), burn_text({"3600": 2.5, "300": 4.0})
 ('team=research, tier=sandbox', '5m 4.00×  1h 2.50×')
 """
@@ -42,7 +46,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -53,7 +57,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from guardrails.budget_book import BudgetBook, BudgetSpec, ConfigError
+from guardrails.budget_book import BudgetBook, BudgetSpec, ConfigError, period_bounds
 from guardrails.grants import Grant, active_grants_usd
 from schemas.text import safe_terminal
 from sinks.budget_store import BudgetSnapshot, BudgetSnapshotRow, BudgetStore
@@ -77,7 +81,7 @@ class BudgetRow(BaseModel):
     period: str
     period_start: datetime | None  # of the period the spend is for (event time, UTC)
     cap_usd: float
-    granted_usd: float = 0.0  # guardrail grants active now (auto-approved or approved)
+    granted_usd: float = 0.0  # guardrail grants active now, or at the end of a period that has ended
     effective_cap_usd: float  # cap + granted: what the budget may spend this period now
     spend_usd: float  # period-to-date
     spent_fraction: float
@@ -120,18 +124,32 @@ def _row(spec: BudgetSpec | None, snap: BudgetSnapshot | None, granted: float = 
         state=_state(spend, cap, round(cap + granted, 6), firing, snap is not None, spec is not None))
 
 
+def _grants_at(snap: BudgetSnapshot | None, now: datetime) -> datetime:
+    """When the grants of a row are judged: now, or the last moment of the period the row shows if it has
+    ended (a replayed day, a worker that caught up after midnight): the cap that period had at its end."""
+    if snap is None or snap.period_start is None:
+        return now
+    end = period_bounds(snap.period, snap.period_start)[1]  # type: ignore[arg-type]
+    return min(now, end - timedelta(microseconds=1))
+
+
 def budget_rows(book: BudgetBook, snapshots: list[BudgetSnapshot], grants: Iterable[Grant] = (),
                 now: datetime | None = None) -> list[BudgetRow]:
     """Every budget of ``book`` in file order with its stored figures, then stored budgets the file lacks;
-    each with the ``grants`` active at ``now`` (default: the wall clock) added to its effective cap."""
+    each with the ``grants`` active at ``now`` (default: the wall clock; for a period that has ended, at its
+    end) added to its effective cap."""
     now = now or datetime.now(timezone.utc)
     by_budget: dict[str, list[Grant]] = defaultdict(list)
     for g in grants:
         by_budget[g.budget_id].append(g)
-    granted = {b: active_grants_usd(gs, now) for b, gs in by_budget.items()}
     by_id = {s.budget_id: s for s in snapshots}
-    rows = [_row(spec, by_id.get(spec.id), granted.get(spec.id, 0.0)) for spec in book]
-    rows += [_row(None, s, granted.get(s.budget_id, 0.0)) for s in snapshots if s.budget_id not in book]
+
+    def row(spec: BudgetSpec | None, snap: BudgetSnapshot | None) -> BudgetRow:
+        budget_id = spec.id if spec is not None else snap.budget_id  # type: ignore[union-attr]
+        return _row(spec, snap, active_grants_usd(by_budget.get(budget_id, ()), _grants_at(snap, now)))
+
+    rows = [row(spec, by_id.get(spec.id)) for spec in book]
+    rows += [row(None, s) for s in snapshots if s.budget_id not in book]
     return rows
 
 
