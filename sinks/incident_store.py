@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import Any
 
 import orjson
-from sqlalchemy import JSON, DateTime, Integer, String, create_engine, select, update
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy import JSON, DateTime, Integer, String, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from detectors.incidents.silence import Acknowledge, Command, Resolve, Snooze
 from schemas.incident import IncidentRecord
+from sinks.database import create_tables, make_engine
 
 OPEN_STATES = ("pending", "firing")
 
@@ -96,18 +95,12 @@ class IncidentStore:
     """Thread-safe; call from a thread, not the event loop."""
 
     def __init__(self, url: str) -> None:
-        kwargs: dict[str, Any] = {}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        self.engine = create_engine(url, **kwargs)
+        self.engine = make_engine(url)
         self._schema_ready = False
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            try:
-                IncidentBase.metadata.create_all(self.engine)
-            except (ProgrammingError, IntegrityError):
-                IncidentBase.metadata.create_all(self.engine)
+            create_tables(self.engine, IncidentBase.metadata)
             self._schema_ready = True
 
     def close(self) -> None:

@@ -37,13 +37,13 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 from sqlalchemy import DateTime, Integer, String, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from detectors.incidents.silence import Acknowledge, Command, Resolve, Snooze
+from sinks.database import create_tables, make_engine
 from sinks.incident_store import IncidentStore
 from sinks.slack.blocks import ACK, ACTIONS, RESOLVE
-from sinks.slack.outbox import make_engine
 
 log = logging.getLogger("burnguard.slack")
 MAX_AGE_S = 300  # Slack's replay window: 5 minutes
@@ -153,10 +153,7 @@ class SlackInteractions:
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            try:
-                InteractionsBase.metadata.create_all(self.engine)
-            except (ProgrammingError, IntegrityError):
-                InteractionsBase.metadata.create_all(self.engine)
+            create_tables(self.engine, InteractionsBase.metadata)
             self._schema_ready = True
 
     def close(self) -> None:

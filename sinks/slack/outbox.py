@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, create_engine, func, select, update
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy import JSON, DateTime, Integer, String, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
+
+from sinks.database import create_tables, make_engine
 
 KINDS = ("post", "update", "reply")
 
@@ -96,13 +97,6 @@ def _item(r: OutboxRow) -> OutboxItem:
                       _utc(r.created_at), r.ts, r.error)  # type: ignore[arg-type]
 
 
-def make_engine(url: str) -> Any:
-    kwargs: dict[str, Any] = {}
-    if url in ("sqlite://", "sqlite:///:memory:"):
-        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    return create_engine(url, **kwargs)
-
-
 class SlackOutbox:
     """The outbox rows in one database (thread-safe; call from a thread, not the event loop)."""
 
@@ -112,10 +106,7 @@ class SlackOutbox:
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            try:
-                OutboxBase.metadata.create_all(self.engine)
-            except (ProgrammingError, IntegrityError):  # created by another process at the same moment
-                OutboxBase.metadata.create_all(self.engine)
+            create_tables(self.engine, OutboxBase.metadata)
             self._schema_ready = True
 
     def close(self) -> None:
