@@ -1,0 +1,1 @@
+"""Charts rendered for Slack messages (matplotlib, Agg: no display needed)."""
