@@ -17,7 +17,6 @@ and field.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import faust
@@ -58,7 +57,7 @@ async def publish_pending(store: GuardrailStore) -> int:
 async def decide_overruns(stream: faust.StreamT) -> None:
     """Each overrun meets the policy once; its decision is stored, audited and published."""
     policy, _ = load_guardrails()
-    await asyncio.to_thread(upgrade, settings.database_url)
+    await until_stored(upgrade, settings.database_url)  # waits while the database is down
     store = GuardrailStore(settings.database_url)
 
     async def one(event: faust.EventT) -> None:

@@ -6,8 +6,11 @@ import argparse
 import os
 import sys
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from schemas.yamlconf import ConfigError
 from sinks.migrations import upgrade
+from sinks.retry import is_transient
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS, Settings
 
@@ -34,7 +37,14 @@ def run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
         return 2
-    upgrade(settings.database_url)  # the store's schema (Alembic), before any agent writes
+    try:
+        upgrade(settings.database_url)  # the store's schema (Alembic), before any agent writes
+    except (OperationalError, InterfaceError) as err:
+        if not is_transient(err):
+            raise
+        # the database is down: the agents' writes wait and retry, and decide_overruns upgrades it when it is back
+        print(f"burnguard worker: database unavailable ({type(err).__name__}); its writes wait for it",
+              file=sys.stderr, flush=True)
 
     sys.argv = ["burnguard", "worker", "--loglevel", args.loglevel,
                 *(["--without-web"] if args.without_web else [])]
