@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 LOCK   := constraints.txt
 
-.PHONY: demo test bench-detect clean lock
+.PHONY: demo test bench bench-detect clean lock
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest streams detectors guardrails sinks schemas tests
+
+# Worker throughput vs a raw aiokafka consumer, with the spend check (minutes; not part of `make test`).
+# EVENTS=200000 make bench for a quicker run.
+EVENTS ?= 1000000
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.throughput --events $(EVENTS)
 
 bench-detect: $(VENV)/.installed
 	$(BIN)/python -m bench.detect
