@@ -37,15 +37,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from guardrails.budget_book import BudgetSpec
+from guardrails.budget_book import BudgetBook, BudgetSpec
 from guardrails.burn_tracker import BurnEvent
-from schemas.alert import Contributor
+from schemas.alert import Alert, Contributor
 from schemas.overrun import BurnRateInfo, Overrun
 
 if TYPE_CHECKING:
     from guardrails.forecast import Forecast
 
-__all__ = ["make_overrun_id", "overrun_amounts", "overrun_from_burn_event", "overruns_from_burn_events"]
+__all__ = ["ANOMALY_METRICS", "alert_impact_usd_per_s", "make_overrun_id", "overrun_amounts", "overrun_from_alert",
+           "overrun_from_burn_event", "overruns_from_alert", "overruns_from_burn_events"]
+
+#: Alert metrics whose incidents cost money on the key (the others, e.g. tokens per request, are evidence).
+ANOMALY_METRICS = frozenset({"spend", "cost_per_inference"})
 
 
 def make_overrun_id(budget_id: str, rule: str, period_start: datetime, started_at: datetime) -> str:
@@ -128,3 +132,98 @@ def overruns_from_burn_events(events: Iterable[BurnEvent], spec: BudgetSpec,
     """The overruns among a tracker's transitions (firing events only), in order."""
     top = list(contributors)
     return [overrun_from_burn_event(ev, spec, top) for ev in events if ev.status == "firing"]
+
+
+def alert_impact_usd_per_s(alert: Alert) -> float:
+    """The extra spend an alert's incident costs, in USD per second (0: no $ impact to speak of).
+
+    Its top contributors' positive impacts (USD over the alert's bucket, against their own
+    baselines) when it names any (roll-up keys), else for a ``spend`` alert observed minus
+    baseline; a leaf ``cost_per_inference`` alert carries no call count, so no $ impact.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 11, 20, 14, 5, tzinfo=timezone.utc)
+    >>> a = Alert(series_key="team=ads|feature=*|customer=*|model=*|environment=*", metric="cost_per_inference",
+    ...           detector="ew_zscore", score=0.99, observed=0.026, baseline=0.0066, expected_low=0.0,
+    ...           expected_high=0.01, window_start=t, window_end=t.replace(minute=6), started_at=t,
+    ...           contributors=[Contributor(key="feature=copygen", impact_usd=0.21, observed=0.26, baseline=0.05),
+    ...                         Contributor(key="feature=other", impact_usd=-0.01, observed=0.0, baseline=0.01)])
+    >>> round(alert_impact_usd_per_s(a) * 60, 6)       # $0.21 over a 1-minute bucket
+    0.21
+    """
+    bucket_s = (alert.window_end - alert.window_start).total_seconds()
+    if alert.metric not in ANOMALY_METRICS or bucket_s <= 0:
+        return 0.0
+    if alert.contributors:
+        usd = sum(c.impact_usd for c in alert.contributors if c.impact_usd > 0)
+    elif alert.metric == "spend":
+        usd = alert.observed - alert.baseline
+    else:
+        usd = 0.0
+    return max(usd, 0.0) / bucket_s
+
+
+def overrun_from_alert(alert: Alert, spec: BudgetSpec, *, spend_usd: float = 0.0, forecast_usd: float | None = None,
+                       labels: Mapping[str, str] | None = None) -> Overrun | None:
+    """The overrun an anomaly alert with a $ impact raises on a budget covering its key (``None``: it has none).
+
+    Only *firing* ``spend`` / ``cost_per_inference`` alerts with a positive $ impact
+    (:func:`alert_impact_usd_per_s`) count. The anomaly is priced as if it lasted to the end of
+    the budget's period: ``forecast_usd = max(forecast, spend) + impact x time left`` where
+    ``spend_usd`` / ``forecast_usd`` are the budget's period-to-date spend and end-of-period
+    forecast when the caller knows them (e.g. its latest :class:`~sinks.budget_store.BudgetSnapshot`;
+    unknown: 0 spent and no forecast beyond it). ``overrun_usd`` is that forecast above the cap
+    (``basis: anomaly``), so a policy can grant "the overrun", or match ``trigger: anomaly`` and
+    ``anomaly_score``. The id is stable per (budget, alert incident): a re-sent alert is the same overrun.
+
+    >>> from datetime import datetime, timezone
+    >>> book = BudgetBook.from_yaml_text("budgets: [{id: ads, tier: production, scope: {team: ads}, period: day, "
+    ...                                  "cap_usd: 36}]")
+    >>> t = datetime(2026, 11, 20, 14, 5, tzinfo=timezone.utc)
+    >>> a = Alert(series_key="team=ads|feature=copygen|customer=internal|model=gpt-4o|environment=production",
+    ...           metric="spend", detector="ew_zscore", score=0.97, observed=0.14, baseline=0.06,
+    ...           expected_low=0.0, expected_high=0.09, window_start=t, window_end=t.replace(minute=6),
+    ...           started_at=t.replace(minute=3))
+    >>> o = overrun_from_alert(a, book.get("ads"), spend_usd=30.0, forecast_usd=34.0)
+    >>> o.trigger, o.rule, o.basis, o.anomaly_score, o.alert_fingerprint == a.fingerprint
+    ('anomaly', 'anomaly.spend', 'anomaly', 0.97, True)
+    >>> round(o.forecast_usd, 2), round(o.overrun_usd, 2)    # 34 + $0.08/min for the 594 minutes left
+    (81.52, 45.52)
+    >>> overrun_from_alert(a.model_copy(update={"status": "resolved"}), book.get("ads")) is None
+    True
+    """
+    if alert.status != "firing":
+        return None
+    rate = alert_impact_usd_per_s(alert)
+    if rate <= 0:
+        return None
+    start, end = spec.period_bounds(alert.window_end)
+    left_s = max((end - alert.window_end).total_seconds(), 0.0)
+    spend = max(float(spend_usd), 0.0)
+    forecast = max(float(forecast_usd) if forecast_usd is not None else spend, spend) + rate * left_s
+    usd, pct, _ = overrun_amounts(spec.cap_usd, spend, forecast)
+    scope = {dim: list(vals) for dim, vals in spec.scope}
+    return Overrun(
+        overrun_id=make_overrun_id(spec.id, f"anomaly:{alert.fingerprint}", start, alert.started_at),
+        budget_id=spec.id, budget_name=spec.name, trigger="anomaly", rule=f"anomaly.{alert.metric}"[:64],
+        severity="page" if alert.severity == "critical" else "ticket", scope=scope, tier=spec.tier,
+        environment=_environment(scope), labels=dict(labels or {}), owner=spec.owner, approvers=list(spec.approvers),
+        period=spec.period, period_start=start, period_end=end, at=alert.window_end, started_at=alert.started_at,
+        cap_usd=spec.cap_usd, spend_usd=round(spend, 6), forecast_usd=round(forecast, 6),
+        forecast_method="anomaly_to_period_end", overrun_usd=usd, overrun_pct=pct, basis="anomaly",
+        anomaly_score=alert.score, alert_fingerprint=alert.fingerprint, contributors=list(alert.contributors))
+
+
+def overruns_from_alert(alert: Alert, book: BudgetBook,
+                        figures: Mapping[str, tuple[float, float | None]] | None = None) -> list[Overrun]:
+    """The overruns of an alert on every budget whose scope covers its key (roll-up keys included: a
+    ``*`` dimension is covered by a budget that does not restrict it); ``figures``: budget id ->
+    (period-to-date spend, end-of-period forecast) where known."""
+    figures = figures or {}
+    out = []
+    for spec in book.matching(alert.series_key):
+        spend, forecast = figures.get(spec.id, (0.0, None))
+        ov = overrun_from_alert(alert, spec, spend_usd=spend, forecast_usd=forecast)
+        if ov is not None:
+            out.append(ov)
+    return out
