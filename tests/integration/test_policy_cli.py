@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from guardrails.policy import load_policy
 from guardrails.policy.cases import OverrunCase
 from sinks.guardrail_store import GuardrailStore
-from sinks.migrations import upgrade
+from sinks.migrations import head_revision, upgrade
 from streams.cli import main
 
 @pytest.fixture(autouse=True)
@@ -86,7 +86,7 @@ def test_explain_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_approvals_approve_deny_and_audit(database_url: str, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("BURNGUARD_DATABASE_URL", database_url)
-    assert main(["db", "upgrade"]) == 0 and "at revision 0002" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0 and f"at revision {head_revision()}" in capsys.readouterr().out
     upgrade(database_url)
     store = GuardrailStore(database_url)
     policy = load_policy()
