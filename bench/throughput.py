@@ -29,6 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -236,6 +240,22 @@ def rss_at_ready(worker: WorkerProcess, timeout: float = 120.0) -> float:
     return rss_mb(worker.process.pid)
 
 
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (pip install py-spy; not a project dependency) sampling the worker until :func:`stop_profile`."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    print(f"profiling the worker (pid {pid}) into {out}", flush=True)
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
 def run_shape(shape: str, events: int, args: argparse.Namespace, root: Path) -> Result:
     fmt, kind = shape.split("-")
     w = Workload(shape=fmt, events=events, batch=args.batch if kind == "env" else 1, keys=args.keys,
@@ -258,7 +278,10 @@ def run_shape(shape: str, events: int, args: argparse.Namespace, root: Path) -> 
         with WorkerProcess(broker.url, db, workdir / "worker.log", detector=args.detector) as worker:
             assert worker.process is not None
             rss0 = rss_at_ready(worker)
+            spy = start_profile(worker.process.pid, root / f"profile-{shape}.txt") if args.profile else None
             res.sustained, res.drained, t_first = asyncio.run(follow(worker, broker.bootstrap, w, args.timeout))
+            if spy is not None:
+                stop_profile(spy)
             print(f"[{shape}] sustained {res.sustained:,.0f} events/s, drained {res.drained:,.0f} events/s; "
                   "waiting for the last buckets ...", flush=True)
             totals = bucket_totals(worker, broker.bootstrap, w, levels, args.timeout)
@@ -332,6 +355,8 @@ def main() -> None:
                         help="events per second of event time (the target rate: a live stream's bucket closes)")
     parser.add_argument("--detector", default="seasonal_z")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the worker while it drains (collapsed stacks in the log directory)")
     args = parser.parse_args()
     counts = {"native-env": args.events, "litellm-env": args.litellm_events or max(1, args.events // 4),
               "native-msg": args.single_events or max(1, args.events // 20),
