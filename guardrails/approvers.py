@@ -16,6 +16,13 @@
 'carl is not a member of approver group search-leads'
 >>> a.authorise("carl", "finance", 1e9) is None, a.next_group("search-leads"), a.next_group("finance")
 (True, 'finance', None)
+>>> Approvers.from_yaml_text("groups: {fin: {max_usd: 1, members: [ann], slack_channel: '#fin-approvals'}}"
+...                          ).slack_channel("fin")
+'#fin-approvals'
+>>> Approvers.from_yaml_text("groups:\\n  fin: {max_usd: 1, members: [ann], slack_channel: 'fin approvals'}\\n")
+Traceback (most recent call last):
+...
+schemas.yamlconf.ConfigError: <string>:2: groups.fin.slack_channel: Value error, slack_channel must be a channel id (C0123ABCD) or #name, not 'fin approvals'
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ __all__ = ["Approvers", "ApproversFile", "ConfigError", "DEFAULT_APPROVERS_PATH"
 
 DEFAULT_APPROVERS_PATH = Path(__file__).with_name("approvers.yaml")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+#: A Slack channel id (C..., G...) or #name, as in the Slack routing file (sinks.slack.routing).
+_CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,20})$")
 Limit = float | Literal["unlimited"]
 
 
@@ -84,6 +93,16 @@ class Group(BaseModel):
     max_usd: Limit = Field(description="most a member may approve (a number or `unlimited`)")
     members: list[Member] = Field(min_length=1)
     next: str | None = Field(None, description="the group a timed-out request escalates to")
+    slack_channel: str | None = Field(None, description="where this group's approval requests are posted in Slack "
+                                                        "(a channel id C0123ABCD or #name); unset: the default "
+                                                        "channel (BURNGUARD_SLACK_DEFAULT_CHANNEL)")
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        if v is not None and not _CHANNEL.match(v):
+            raise ValueError(f"slack_channel must be a channel id (C0123ABCD) or #name, not {v!r}")
+        return v
 
 
 class ApproversFile(BaseModel):
@@ -131,6 +150,11 @@ class Approvers:
 
     def names(self) -> list[str]:
         return list(self.groups)
+
+    def slack_channel(self, group: str) -> str | None:
+        """The Slack channel of ``group``'s approval requests (``None``: not set, or no such group)."""
+        g = self.groups.get(group)
+        return g.slack_channel if g else None
 
     def next_group(self, group: str) -> str | None:
         g = self.groups.get(group)
