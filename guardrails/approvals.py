@@ -47,7 +47,7 @@ from guardrails.policy.actions import OnTimeout, OnTimeoutEscalate
 from schemas.events import UtcDatetime
 
 __all__ = ["ApprovalRequest", "ApprovalState", "Refused", "Transition", "approval_id", "approve", "deny", "due",
-           "grant_expiry"]
+           "grant_expiry", "granted_usd"]
 
 ApprovalState = Literal["pending", "approved", "denied", "expired", "escalated"]
 #: Actor recorded when a deadline, not a person, changed a request.
@@ -83,6 +83,7 @@ class ApprovalRequest(BaseModel):
     decided_at: UtcDatetime | None = None
     decided_by: str | None = None
     reason: str | None = None
+    approved_usd: float | None = Field(None, ge=0, description="approved: the amount granted (<= amount_usd)")
 
 
 class Refused(Exception):
@@ -101,7 +102,12 @@ class Transition:
 
     @property
     def grant_usd(self) -> float | None:
-        return self.after.amount_usd if self.event == "approved" else None
+        return granted_usd(self.after) if self.event == "approved" else None
+
+
+def granted_usd(req: ApprovalRequest) -> float:
+    """What an approved request grants: the amount the approver chose, else the amount requested."""
+    return req.approved_usd if req.approved_usd is not None else req.amount_usd
 
 
 def grant_expiry(req: ApprovalRequest, now: datetime) -> datetime:
@@ -126,10 +132,18 @@ def _check(req: ApprovalRequest, user: str, approvers: Approvers, now: datetime,
 
 
 def approve(req: ApprovalRequest, user: str, approvers: Approvers, now: datetime,
-            reason: str | None = None) -> Transition:
-    """``user`` approves the request (a member of its group, within their limit); raises :class:`Refused`."""
-    _check(req, user, approvers, now, req.amount_usd)
-    return Transition("approved", req, _decide(req, "approved", user, now, reason), user)
+            reason: str | None = None, amount_usd: float | None = None) -> Transition:
+    """``user`` approves the request (a member of its group, within their limit); raises :class:`Refused`.
+
+    ``amount_usd``: approve less than requested (more than 0, at most the request); the limit
+    applies to what is approved. ``None``: the amount requested."""
+    amount = req.amount_usd if amount_usd is None else float(amount_usd)
+    if amount_usd is not None and not 0 < amount <= req.amount_usd:
+        raise Refused(f"the amount approved must be more than 0 and at most the {req.amount_usd:g} USD "
+                      "requested")
+    _check(req, user, approvers, now, amount)
+    after = _decide(req, "approved", user, now, reason).model_copy(update={"approved_usd": amount})
+    return Transition("approved", req, after, user)
 
 
 def deny(req: ApprovalRequest, user: str, approvers: Approvers, now: datetime, reason: str) -> Transition:

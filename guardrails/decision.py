@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from guardrails.approvals import ApprovalRequest, Transition, approval_id, grant_expiry
+from guardrails.approvals import ApprovalRequest, Transition, approval_id, grant_expiry, granted_usd
 from guardrails.grants import Grant
 from guardrails.policy import DecisionContext, Explanation, Policy, evaluate
 from schemas.decision import Decision
@@ -91,7 +91,7 @@ def decision_for_transition(tr: Transition, scope: dict[str, list[str]], policy_
                   budget_id=req.budget_id, scope=scope, policy_version=policy_version, rule=req.rule, step=step,
                   decided_at=now, decided_by=tr.actor, reason=req.reason, approval_id=req.approval_id)
     if tr.event == "approved":
-        return Decision(action="grant", amount_usd=req.amount_usd, expires_at=grant_expiry(req, now),
+        return Decision(action="grant", amount_usd=granted_usd(req), expires_at=grant_expiry(req, now),
                         group=req.group, **common)
     if tr.event == "denied":
         return Decision(action="deny", expires_at=req.period_end, group=req.group, **common)

@@ -250,17 +250,19 @@ class GuardrailStore:
                 at=now, event=f"approval.{tr.event}", actor=tr.actor, budget_id=req.budget_id,
                 overrun_id=req.overrun_id, approval_id=req.approval_id,
                 decision_id=d.decision_id if d is not None else None, rule=req.rule, policy_version=version,
-                action=d.action if d is not None else None, amount_usd=req.amount_usd, reason=req.reason,
+                action=d.action if d is not None else None,
+                amount_usd=d.amount_usd if d is not None and d.action == "grant" else req.amount_usd, reason=req.reason,
                 inputs={"group": req.group, "before": tr.before.state, "deadline": tr.before.deadline.isoformat(),
                         "escalated_to": tr.created.approval_id if tr.created else None,
                         "escalated_group": tr.created.group if tr.created else None}))
             return Applied(tr, d, grant)
 
     def approve(self, approval_id: str, user: str, approvers: Approvers, reason: str | None = None,
-                now: datetime | None = None) -> Applied:
-        """``user`` approves; raises :class:`Refused` (nothing changes) or :class:`NotFound`."""
+                now: datetime | None = None, amount_usd: float | None = None) -> Applied:
+        """``user`` approves (``amount_usd``: less than requested); raises :class:`Refused` (nothing
+        changes) or :class:`NotFound`. The CLI and Slack both decide through this and :meth:`deny`."""
         now = now or _now()
-        out = self._transition(approval_id, lambda r: ap.approve(r, user, approvers, now, reason), now)
+        out = self._transition(approval_id, lambda r: ap.approve(r, user, approvers, now, reason, amount_usd), now)
         assert out is not None
         return out
 
