@@ -1,7 +1,10 @@
 """aggregate: sum cost records into event-time buckets per key; emit closed buckets numbered per key.
 
-A ``costs`` message applies once per key (its origin is remembered in the key's state), moves the
-key's view of its source clock, and closes what that clock allows. A punctuation with ``scan`` set
+A ``costs`` message (one key's records, or ``__keys__``: the records of many keys of this partition)
+applies once per key (its origin is remembered in the key's state), moves the key's view of its source
+clock, and closes what that clock allows. A key of a ``__keys__`` message whose state cannot be used (or
+that this agent cannot process) is dead-lettered alone, as a one-key message (replayable), and the other
+keys go on. A punctuation with ``scan`` set
 visits every key of its partition: clocks that went idle let quiet keys close, and keys with nothing
 open and no records for ``key_ttl_seconds`` are dropped (with a ``forget`` batch, so detect drops the
 key's monitors too). The batch is sent before the state is
@@ -12,6 +15,7 @@ only on the key's state and the messages, which are read again in the same order
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +23,8 @@ import faust
 import orjson
 
 from schemas.bucket import Bucket, dump_batch
-from streams.agents.guard import guarded, report_quarantine, retrying
-from streams.agents.normalize import PUNCT
+from streams.agents.guard import dead_letter, guarded, is_transient, report_quarantine, retrying
+from streams.agents.normalize import KEYS, PUNCT
 from streams.settings import Settings
 from streams.state.applied import already_applied
 from streams.state.clocks import Punctuation
@@ -28,7 +32,11 @@ from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.windows import KeyWindows
 from streams.topology import app, buckets_topic, costs_topic, open_buckets, settings
 
+log = logging.getLogger("burnguard")
+
 SendBatch = Callable[[str, bytes], Awaitable[Any]]
+#: What to do with one key of a ``__keys__`` message that failed: (key, its one-key message, the error).
+RejectKey = Callable[[str, bytes, Exception], Awaitable[None]]
 
 
 class Aggregate:
@@ -38,20 +46,37 @@ class Aggregate:
         # a key recovered from the changelog and never seen yet is decoded once to learn it)
         self.partition_of: dict[str, int] = {}
 
-    async def handle(self, key: str, value: bytes, partition: int, timestamp: float) -> None:
+    async def handle(self, key: str, value: bytes, partition: int, timestamp: float,
+                     reject: RejectKey | None = None) -> None:
+        """Apply one ``costs`` message; ``reject`` takes the keys of a ``__keys__`` message that fail (without
+        it, the error is raised)."""
         if key == PUNCT:
             await self.punctuate(partition, Punctuation.model_validate_json(value))
             return
         doc = orjson.loads(value)
+        origin, clk = doc["o"], doc["clk"]
+        if key != KEYS:
+            await self.apply(key, origin, clk, doc["records"], partition, timestamp)
+            return
+        for k, records in doc["keys"].items():
+            try:
+                await self.apply(k, origin, clk, records, partition, timestamp)
+            except Exception as err:  # noqa: BLE001 - one key must not hold back the others
+                if reject is None or is_transient(err):
+                    raise  # retried whole: the keys applied already skip it by origin
+                await reject(k, orjson.dumps({"o": origin, "clk": clk, "records": records}), err)
+
+    async def apply(self, key: str, origin: list[Any], clk: list[Any], records: list[dict[str, Any]],
+                    partition: int, timestamp: float) -> None:
         kw = self.windows.get(key) or KeyWindows(key, self.settings.bucket_seconds, partition)
-        src, offset = doc["o"]
+        src, offset = origin
         if already_applied(kw.applied, src, offset):
             return  # redelivered: this message, or normalize's after a crash
         kw.partition, kw.touched = partition, timestamp
         self.partition_of[key] = partition
-        for rec in doc["records"]:
+        for rec in records:
             kw.add(rec)
-        clock, newest = doc["clk"]
+        clock, newest = clk
         kw.see_clock(clock, float(newest))
         await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
         self.windows.put(key, kw)
@@ -103,8 +128,21 @@ async def aggregate(stream: faust.StreamT) -> None:
     handler = Aggregate(open_buckets, _send_batch, settings)
 
     async def one(event: faust.EventT) -> None:
+        msg = event.message
+
+        async def reject(key: str, value: bytes, err: Exception) -> None:
+            """As :func:`guarded` does for a whole message, for one key: dead-lettered as a one-key message."""
+            if isinstance(err, StateQuarantined):
+                await report_quarantine(err, "aggregate")
+                reason = f"internal: aggregate: {err}; kept for replay"
+            else:
+                log.error("aggregate could not process key %r of %s[%s]@%s: %r", key, msg.topic, msg.partition,
+                          msg.offset, err)
+                reason = f"internal: aggregate could not process this message: {err!r}"
+            await dead_letter(value, reason, msg.topic, msg.partition, msg.offset, key=key)
+
         key = event.key.decode() if isinstance(event.key, bytes) else event.key
-        await handler.handle(key, event.value, event.message.partition, event.message.timestamp)
+        await handler.handle(key, event.value, msg.partition, msg.timestamp, reject)
 
     async for event in stream.events():
         await guarded("aggregate", event, one)

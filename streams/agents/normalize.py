@@ -2,8 +2,11 @@
 
 Each usage message becomes, all carrying its origin ``o = [usage topic/partition, offset]``:
 
-- one ``costs`` message per allocation key (and roll-up key) with the compact records and the
-  message's source clock ``clk = [clock, newest event time]``;
+- one ``costs`` message per ``costs`` partition its keys (allocation and roll-up keys) hash to, keyed
+  ``__keys__`` and sent to that partition: ``{"o", "clk", "keys": {key: [compact records]}}`` with the
+  message's source clock ``clk = [clock, newest event time]`` (split past ``MAX_RECORDS_PER_MESSAGE``; a key
+  is in one of them). The partition is the one Kafka's default partitioner gives the key, so a key's state
+  stays where per-key messages put it;
 - one ``budget.spend`` message per budget its dollars count towards (spend per minute);
 - ``gpu.samples`` per GPU allocation, ``model.activity`` request counts per served model;
 - a dead letter per rejected event (bounded per message by the Normalizer).
@@ -19,10 +22,12 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 import faust
 import orjson
+from aiokafka.partitioner import murmur2
 
 from guardrails.budget_book import BudgetBook
 from guardrails.spend_routing import spend_by_budget
@@ -33,7 +38,7 @@ from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
 from streams.gpu import gpu_samples_by_resource, requests_by_model
 from streams.rollups import keyed_records
-from streams.settings import USAGE_TOPICS, Settings
+from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
 from streams.state.clocks import SourceProgress
 from streams.state.windows import window_record
 from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
@@ -44,8 +49,24 @@ log = logging.getLogger("burnguard")
 SOURCE_BY_TOPIC = {topic: source for source, topic in USAGE_TOPICS.items()}
 #: Key of punctuation messages on ``costs`` and ``budget.spend`` (no allocation key or budget id looks like it).
 PUNCT = "__punct__"
+#: Key of ``costs`` messages that carry many allocation keys of one partition.
+KEYS = "__keys__"
+#: Records per ``costs`` message: an envelope with more (for one partition) is split, whole keys per message.
+MAX_RECORDS_PER_MESSAGE = 4000
 
-Send = Callable[[Any, bytes, bytes], Awaitable[Any]]  # (topic, key, value)
+Send = Callable[[Any, bytes, bytes, "int | None"], Awaitable[Any]]  # (topic, key, value, partition)
+
+
+@lru_cache(maxsize=1 << 17)
+def key_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2: aiokafka, kafka-python, the Java client) gives ``key``.
+
+    >>> from aiokafka.partitioner import DefaultPartitioner
+    >>> k = "team=a|feature=b|customer=c|model=m|environment=production"
+    >>> key_partition(k, 4) == DefaultPartitioner()(k.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
+    True
+    """
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def load_normalizer(s: Settings = settings) -> Normalizer:
@@ -62,9 +83,11 @@ class Normalize:
     """The per-message work of the normalize agent, with its collaborators passed in."""
 
     def __init__(self, normalizer: Normalizer, book: BudgetBook, s: Settings, progress: SourceProgress,
-                 send: Send, limiter: CardinalityLimiter, clock: Callable[[], float] = time.time) -> None:
+                 send: Send, limiter: CardinalityLimiter, partitions: Callable[[], int],
+                 clock: Callable[[], float] = time.time) -> None:
         self.normalizer, self.book, self.settings = normalizer, book, s
         self.progress, self.send, self.limiter, self.clock = progress, send, limiter, clock
+        self.partitions = partitions  # of the costs topic
 
     async def handle(self, event: Any) -> None:
         msg = event.message
@@ -84,30 +107,53 @@ class Normalize:
         by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, rec, child in keyed_records(records, self.settings.rollups):
             by_key[key].append(window_record(rec, child))
-        for key, recs in by_key.items():
-            await self.send(costs_topic, key.encode(), orjson.dumps({"o": origin, "clk": [clock, clock_at],
-                                                                     "records": recs}))
+        await self.send_costs(by_key, {"o": origin, "clk": [clock, clock_at]})
         for budget_id, spend in spend_by_budget(records, self.book).items():
-            await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}))
+            await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}), None)
         if source == "gpu":
             for resource, samples in gpu_samples_by_resource(records).items():
-                await self.send(gpu_samples_topic, resource.encode(), orjson.dumps({"o": origin, "samples": samples}))
+                await self.send(gpu_samples_topic, resource.encode(), orjson.dumps({"o": origin, "samples": samples}),
+                                None)
         elif source == "llm":
             for model, counts in requests_by_model(records).items():
-                await self.send(model_activity_topic, model.encode(), orjson.dumps({"o": origin, "requests": counts}))
+                await self.send(model_activity_topic, model.encode(), orjson.dumps({"o": origin, "requests": counts}),
+                                None)
         for rej in rejects:
             await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
 
 
-async def _send(topic: Any, key: bytes, value: bytes) -> None:
-    await retrying(lambda: topic.send(key=key, value=value))
+    async def send_costs(self, by_key: dict[str, list[dict[str, Any]]], head: dict[str, Any]) -> None:
+        """One ``costs`` message per partition the keys hash to (split every ``MAX_RECORDS_PER_MESSAGE``)."""
+        n = self.partitions()
+        parts: dict[int, list[dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: [{}])
+        sizes: dict[int, int] = defaultdict(int)
+        for key, recs in by_key.items():
+            p = key_partition(key, n)
+            if sizes[p] and sizes[p] + len(recs) > MAX_RECORDS_PER_MESSAGE:
+                parts[p].append({})
+                sizes[p] = 0
+            parts[p][-1][key] = recs
+            sizes[p] += len(recs)
+        for p, chunks in parts.items():
+            for keys in chunks:
+                await self.send(costs_topic, KEYS.encode(), orjson.dumps({**head, "keys": keys}), p)
+
+
+async def _send(topic: Any, key: bytes, value: bytes, partition: int | None = None) -> None:
+    await retrying(lambda: topic.send(key=key, value=value, partition=partition))
+
+
+def _costs_partitions() -> int:
+    """Partitions of the costs topic as the consumer sees them (the settings' count until it knows)."""
+    n = app.consumer.topic_partitions(COSTS_TOPIC) if app.consumer is not None else None
+    return n or settings.partitions
 
 
 @app.agent(usage_topic)
 async def normalize(stream: faust.StreamT) -> None:
     """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
     handler = Normalize(load_normalizer(), load_budgets(), settings, progress, _send,
-                        CardinalityLimiter(settings.cardinality_limits))
+                        CardinalityLimiter(settings.cardinality_limits), _costs_partitions)
     async for event in stream.events():
         await guarded("normalize", event, handler.handle)
 
