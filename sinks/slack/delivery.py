@@ -30,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from sinks.slack.outbox import OutboxItem, SlackOutbox
+from sinks.slack.uploads import find_upload, send_upload
 
 log = logging.getLogger("burnguard.slack")
 
@@ -135,6 +136,8 @@ class SlackDelivery:
                                              metadata=self._metadata(it), unfurl_links=False, unfurl_media=False)
             return r["ts"], r["channel"]
         assert thread is not None
+        if it.kind == "upload":
+            return send_upload(self.client, it, thread)
         if it.kind == "update":
             r = self.client.chat_update(channel=thread[0], ts=thread[1], text=p["text"], blocks=p.get("blocks"))
             return thread[1], thread[0]
@@ -146,6 +149,9 @@ class SlackDelivery:
     def _reconcile(self, it: OutboxItem, thread: tuple[str, str] | None) -> tuple[str, str] | None:
         """(ts, channel) of a message an earlier attempt of ``it`` already posted, if any."""
         try:
+            if it.kind == "upload":
+                assert thread is not None
+                return find_upload(self.client, it, thread)
             if it.kind == "post":
                 r = self.client.conversations_history(channel=it.channel, include_all_metadata=True, limit=100,
                                                       oldest=str(it.created_at.timestamp() - 60))

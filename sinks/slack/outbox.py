@@ -34,7 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sinks.database import create_tables, make_engine
 
-KINDS = ("post", "update", "reply")
+KINDS = ("post", "update", "reply", "upload")  # upload: a file into the thread (sinks.slack.uploads)
 
 
 class OutboxBase(DeclarativeBase):

@@ -296,6 +296,13 @@ class SlackEmulator:
                           initial_comment=p.get("initial_comment"))
                 out.append({"id": f["id"], "title": f.get("title") or up["filename"], "name": up["filename"],
                             "size": len(up["data"])})
+            channel = p.get("channel_id")
+            if channel and out:  # as Slack does: the files are shared by a message in the channel / thread
+                msg = {"type": "message", "subtype": "file_share", "user": BOT_USER, "ts": self._new_ts(),
+                       "text": p.get("initial_comment") or "", "files": out, "channel": self._channel_id(channel)}
+                if p.get("thread_ts"):
+                    msg["thread_ts"] = p["thread_ts"]
+                self._messages.setdefault(msg["channel"], []).append(msg)
         return {"ok": True, "files": out}
 
     async def _upload(self, request: web.Request) -> web.Response:
