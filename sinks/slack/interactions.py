@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
@@ -144,8 +144,13 @@ class _Clock(Clock):
 class SlackInteractions:
     """Verify and record callbacks; queue their commands in the incident store."""
 
-    def __init__(self, signing_secret: str, database_url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, signing_secret: str, database_url: str, clock: Callable[[], float] = time.time,
+                 handlers: Sequence[Any] = ()) -> None:
         self.clock = clock
+        #: Other families' callbacks, asked first: ``parse(body)`` -> a callback with ``dedupe_key``,
+        #: ``subject_id``, ``action``, ``user_id`` (None: not theirs); ``apply(callback, now)`` -> (status, body).
+        #: Finance approvals: sinks.slack.approval_interactions.ApprovalInteractions.
+        self.handlers = list(handlers)
         self.verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
         self.engine = make_engine(database_url)
         self.incidents = IncidentStore(database_url)
@@ -186,6 +191,14 @@ class SlackInteractions:
             log.warning("Slack callback rejected: %s", reason)
             self._record(now, "rejected", digest, reason=reason)
             return 401, "invalid request signature"
+        for h in self.handlers:
+            cb = h.parse(body)
+            if cb is not None:
+                fields = dict(incident_id=cb.subject_id[:64], action=cb.action[:64], user_id=cb.user_id[:64])
+                if not self._record(now, "accepted", digest, dedupe_key=cb.dedupe_key, **fields):
+                    self._record(now, "duplicate", digest, reason="replayed callback", **fields)
+                    return 200, ""
+                return h.apply(cb, now)
         try:
             actions = parse_actions(body)
         except ValueError as err:
