@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -58,10 +59,16 @@ FINAL_STATES = ("approved", "denied", "expired", "escalated")
 class ApprovalNotifier:
     """Enqueue an approval request's Slack calls (blocking: use a thread)."""
 
-    def __init__(self, outbox: SlackOutbox, store: GuardrailStore, approvers: Approvers,
+    def __init__(self, outbox: SlackOutbox, store: GuardrailStore, approvers: Approvers | Callable[[], Approvers],
                  default_channel: str | None = None) -> None:
-        self.outbox, self.store, self.approvers, self.default_channel = outbox, store, approvers, default_channel
+        self.outbox, self.store, self.default_channel = outbox, store, default_channel
+        self._approvers = approvers  # or a loader, called when needed (the worker checks the file at start)
         self._warned: set[str] = set()
+
+    @property
+    def approvers(self) -> Approvers:
+        a = self._approvers
+        return a if isinstance(a, Approvers) else a()
 
     def channel_for(self, group: str) -> str | None:
         """The group's ``slack_channel``, else the default channel (``None``: not posted, stored only)."""

@@ -161,7 +161,8 @@ def world() -> tuple[GuardrailStore, ApprovalInteractions, RecordingClient, Slac
     assert notifier.request(approval, b"\x89PNG") == [f"{approval.approval_id}:post",
                                                       f"{approval.approval_id}:upload:chart"]
     client = RecordingClient()
-    return store, ApprovalInteractions(store, APPROVERS, client, notifier), client, box, approval.approval_id  # type: ignore[arg-type]
+    inter = ApprovalInteractions(store, APPROVERS, client, notifier)  # type: ignore[arg-type]
+    return store, inter, client, box, approval.approval_id
 
 
 def test_a_user_outside_the_group_is_told_why_and_gets_no_modal(world) -> None:  # noqa: ANN001
