@@ -26,6 +26,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import faust
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from guardrails.approvals import ApprovalRequest
 from guardrails.approvers import Approvers
@@ -35,7 +37,6 @@ from schemas.decision import Decision
 from schemas.overrun import Overrun
 from sinks.charts.budget_chart import render_budget_chart
 from sinks.guardrail_store import GuardrailStore
-from sinks.migrations import upgrade
 from sinks.retry import until_stored
 from sinks.slack.approval_interactions import ApprovalInteractions
 from sinks.slack.approval_notify import ApprovalNotifier
@@ -158,15 +159,20 @@ if slack_approvals is not None and slack_approvals.interactions is not None and 
     incidents.interactions.handlers.append(slack_approvals.interactions)
 
 
-async def _upgraded() -> None:
-    """Wait for the store's schema (the worker upgrades it at start; after an outage, whoever comes first)."""
-    for attempt in range(10):
+async def _schema_ready(store: GuardrailStore) -> None:
+    """Wait until the store's tables exist: the worker upgrades the schema at start, decide_overruns after a
+    database outage. (Never upgraded here too: two Alembic upgrades at once in one process break each other.)"""
+    warned = False
+    while True:
         try:
-            await until_stored(upgrade, settings.database_url)
-            return
-        except Exception:  # noqa: BLE001 - e.g. another agent creating the same tables at this moment
-            log.warning("approvals_slack: schema upgrade attempt %d failed; retrying", attempt + 1)
-            await asyncio.sleep(1.0)
+            if await asyncio.to_thread(lambda: inspect(store.engine).has_table("guardrail_approvals")):
+                return
+        except SQLAlchemyError:
+            pass  # the database is down: wait like every writer
+        if not warned:
+            log.warning("approvals_slack: waiting for the guardrail tables (schema upgrade)")
+            warned = True
+        await asyncio.sleep(1.0)
 
 
 @app.agent(decisions_topic)
@@ -174,7 +180,7 @@ async def post_approval_requests(stream: faust.StreamT) -> None:
     """Escalated decisions -> the request (and chart) in the approver group's channel, via the outbox."""
     handler = None
     if slack_approvals is not None:
-        await _upgraded()
+        await _schema_ready(slack_approvals.store)
         handler = ApprovalRequests(slack_approvals.store, slack_approvals.notifier, burn_trackers)
 
     async def one(event: faust.EventT) -> None:
