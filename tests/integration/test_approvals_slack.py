@@ -258,3 +258,17 @@ def test_deadline_escalation_posts_in_the_next_groups_channel_and_notes_the_old_
     assert w.store.approval(new_id).state == "approved"
     w.call(click(aid, ANN))
     assert w.ephemerals(ANN)[-1].startswith("This request was already escalated when its deadline passed")
+
+
+def test_a_cli_decision_shows_in_slack_through_the_outcome_sync(database_url: str, slack: SlackEmulator) -> None:
+    w = World(database_url, slack)
+    aid = w.escalate()
+    w.drain()
+    assert w.notifier.sync(T) == []  # pending: nothing to show yet
+    w.store.approve(aid, "ann", APPROVERS, reason="from the terminal", now=NOW)  # burnguard approve ID --as ann
+    assert w.notifier.sync(T) == [f"{aid}:update:approved", f"{aid}:reply:approved"]
+    assert w.notifier.sync(T) == []
+    w.drain()
+    [msg] = w.top(FIN)
+    assert msg["blocks"][-1]["text"]["text"].startswith(":white_check_mark: *Approved* $800.00 by ann · ")
+    assert any("from the terminal" in m["text"] for m in w.thread(FIN, msg["ts"]))
