@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -41,20 +42,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    _drop_all(POSTGRES_URL)  # a clean schema per test
-    yield POSTGRES_URL
-    _drop_all(POSTGRES_URL)
+    schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _run(POSTGRES_URL, f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _with_search_path(POSTGRES_URL, schema)
+    finally:
+        _run(POSTGRES_URL, f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _drop_all(url: str) -> None:
-    """Drop every table of the test database (the store's, the guardrail, incident and Slack tables,
-    Alembic's version table): reflected, so a table added by any module is dropped too."""
+def _with_search_path(url: str, schema: str) -> str:
+    """The same database with `schema` first on the search path: every table the test (and any worker
+    process it starts with this URL) creates lands in a schema of its own, so concurrent test runs on one
+    PostgreSQL `test` database never see or drop each other's tables."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def _run(url: str, statement: str) -> None:
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        meta.drop_all(engine)
+        with engine.connect() as conn:
+            conn.execute(sa.text(statement))
     finally:
         engine.dispose()
