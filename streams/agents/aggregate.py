@@ -9,7 +9,9 @@ visits every key of its partition: clocks that went idle let quiet keys close, a
 open and no records for ``key_ttl_seconds`` are dropped (with a ``forget`` batch, so detect drops the
 key's monitors too). The batch is sent before the state is
 saved; a crash between the two re-emits the same batch under the same ``seq`` (the decisions depend
-only on the key's state and the messages, which are read again in the same order).
+only on the key's state and the messages, which are read again in the same order). Each key applies a
+``costs`` message once, by its offset (:meth:`KeyWindows.first_time`): a recovered state can be ahead of
+the committed offset, and messages it already holds must not be applied to it a second time.
 """
 
 from __future__ import annotations
@@ -47,31 +49,33 @@ class Aggregate:
         self.partition_of: dict[str, int] = {}
 
     async def handle(self, key: str, value: bytes, partition: int, timestamp: float,
-                     reject: RejectKey | None = None) -> None:
-        """Apply one ``costs`` message; ``reject`` takes the keys of a ``__keys__`` message that fail (without
-        it, the error is raised)."""
+                     reject: RejectKey | None = None, offset: int | None = None) -> None:
+        """Apply one ``costs`` message (at ``offset`` of its partition); ``reject`` takes the keys of a
+        ``__keys__`` message that fail (without it, the error is raised)."""
         if key == PUNCT:
-            await self.punctuate(partition, Punctuation.model_validate_json(value))
+            await self.punctuate(partition, Punctuation.model_validate_json(value), offset)
             return
         doc = orjson.loads(value)
         origin, clk = doc["o"], doc["clk"]
         if key != KEYS:
-            await self.apply(key, origin, clk, doc["records"], partition, timestamp)
+            await self.apply(key, origin, clk, doc["records"], partition, timestamp, offset)
             return
         for k, records in doc["keys"].items():
             try:
-                await self.apply(k, origin, clk, records, partition, timestamp)
+                await self.apply(k, origin, clk, records, partition, timestamp, offset)
             except Exception as err:  # noqa: BLE001 - one key must not hold back the others
                 if reject is None or is_transient(err):
                     raise  # retried whole: the keys applied already skip it by origin
                 await reject(k, orjson.dumps({"o": origin, "clk": clk, "records": records}), err)
 
     async def apply(self, key: str, origin: list[Any], clk: list[Any], records: list[dict[str, Any]],
-                    partition: int, timestamp: float) -> None:
+                    partition: int, timestamp: float, offset: int | None = None) -> None:
         kw = self.windows.get(key) or KeyWindows(key, self.settings.bucket_seconds, partition)
-        src, offset = origin
-        if already_applied(kw.applied, src, offset):
-            return  # redelivered: this message, or normalize's after a crash
+        if not kw.first_time(offset):
+            return  # re-read after a crash: this key's state already holds it
+        src, source_offset = origin
+        if already_applied(kw.applied, src, source_offset):
+            return  # normalize ran again after a crash and sent these records once more
         kw.partition, kw.touched = partition, timestamp
         self.partition_of[key] = partition
         for rec in records:
@@ -81,7 +85,7 @@ class Aggregate:
         await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
         self.windows.put(key, kw)
 
-    async def punctuate(self, partition: int, punct: Punctuation) -> None:
+    async def punctuate(self, partition: int, punct: Punctuation, offset: int | None = None) -> None:
         if not punct.scan:
             return
         lateness = self.settings.allowed_lateness_seconds
@@ -98,7 +102,7 @@ class Aggregate:
             if kw is not None:
                 self.partition_of[key] = kw.partition
             # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
-            if kw is None or kw.partition != partition:
+            if kw is None or kw.partition != partition or not kw.first_time(offset):
                 continue
             moved = kw.punctuate(punct.reading)
             closed = kw.close_due(lateness)
@@ -142,7 +146,7 @@ async def aggregate(stream: faust.StreamT) -> None:
             await dead_letter(value, reason, msg.topic, msg.partition, msg.offset, key=key)
 
         key = event.key.decode() if isinstance(event.key, bytes) else event.key
-        await handler.handle(key, event.value, msg.partition, msg.timestamp, reject)
+        await handler.handle(key, event.value, msg.partition, msg.timestamp, reject, msg.offset)
 
     async for event in stream.events():
         await guarded("aggregate", event, one)

@@ -33,7 +33,8 @@ from streams.state.clocks import EventClock
 from streams.state.codec import register, state_type
 from streams.state.windows import KeyWindows
 
-register(KeyWindows, "key_windows", 1, check=KeyWindows.check)
+register(KeyWindows, "key_windows", 2, check=KeyWindows.check,
+         migrations={1: lambda state: {**state, "input_offset": -1}})  # v2: the last costs offset applied
 register(EventClock, "event_clock", 1, check=EventClock.check)
 
 

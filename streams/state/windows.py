@@ -11,7 +11,12 @@ detection, which has already scored that minute, skips it.
 Every decision here is a function of the key's own state and the message being applied (records
 carry their source's clock, punctuations carry clocks and idleness), so a worker that re-reads
 messages after a crash re-emits exactly the same buckets under the same sequence numbers, and
-consumers drop the repeats by ``(key, seq)``.
+consumers drop the repeats by ``(key, seq)``. That holds only if each message is applied to a key
+once: a recovered state may be *ahead* of the committed offset (its changelog write landed, the
+offset commit did not), and an old punctuation applied again on top of it would mark a clock idle
+that a later record had woken, closing a half-filled minute under a sequence number consumers
+already hold with other contents. So a key remembers the offset of the last ``costs`` message it
+applied (:meth:`KeyWindows.first_time`), and every message at or below it is skipped.
 
 >>> from datetime import datetime, timezone
 >>> kw = KeyWindows(key="k", seconds=60)
@@ -106,7 +111,7 @@ class KeyWindows:
     """Open buckets of one key, the source clocks that feed it, and what it already applied."""
 
     __slots__ = ("key", "seconds", "partition", "sums", "late_sums", "children", "closed_until", "late",
-                 "applied", "clocks", "emitted", "touched")
+                 "applied", "clocks", "emitted", "touched", "input_offset")
 
     #: children tracked per bucket of a roll-up key; the rest are summed as "other"
     MAX_CHILDREN = 50
@@ -126,6 +131,23 @@ class KeyWindows:
         self.clocks: dict[str, list[Any]] = {}  # source clock -> [newest event time, idle]
         self.emitted = 0  # bucket messages emitted: the sequence number consumers deduplicate by
         self.touched = 0.0  # message time of the last records applied (expiry)
+        self.input_offset = -1  # offset (on this key's costs partition) of the last message applied
+
+    def first_time(self, offset: int | None) -> bool:
+        """True the first time the ``costs`` message at ``offset`` reaches this key (and remember it); False
+        for a message at or below the last one applied (re-read after a crash or a rebalance). ``None``:
+        no offset (offline replay), always applied.
+
+        >>> kw = KeyWindows("k")
+        >>> kw.first_time(5), kw.first_time(5), kw.first_time(4), kw.first_time(6)
+        (True, False, False, True)
+        """
+        if offset is None:
+            return True
+        if offset <= self.input_offset:
+            return False
+        self.input_offset = offset
+        return True
 
     # ------------------------------------------------------------------ input
 
@@ -233,6 +255,8 @@ class KeyWindows:
             raise ValueError(f"clocks must be at most {self.MAX_CLOCKS} [newest, idle] pairs")
         if not isinstance(self.applied, dict) or not all(isinstance(v, int) for v in self.applied.values()):
             raise ValueError("applied must map sources to offsets")
+        if not isinstance(self.input_offset, int):
+            raise ValueError("input_offset must be a whole number")
 
     def close_all(self) -> list[Bucket]:
         """Every bucket, open or late (offline replay: the input has ended)."""
