@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from streams import web  # noqa: F401
 from streams.agents import aggregate, budgets, detect, gpu, guardrails, normalize, store  # noqa: F401
+from streams.agents import incidents  # noqa: F401  - alerts grouped into incidents, Slack delivery and buttons
 from streams.agents import approvals_slack  # noqa: F401  - finance approvals in Slack (after guardrails)
 from streams.agents.normalize import load_budgets, load_normalizer
 from streams.topology import app
