@@ -68,7 +68,7 @@ from datetime import datetime
 
 from detectors.base import Expected
 from detectors.calibration import tail_score
-from detectors.statecheck import NUM, Spec, fields, floats
+from detectors import seasonal_z_state
 
 _Z99 = 2.5758  # one-sided 99.5 % point of a standard normal
 _Z999 = 3.2905  # one-sided 99.95 % point
@@ -77,31 +77,6 @@ _DAY_S = 86400.0
 _LOG_FLOOR = math.log(1e-9)
 _SPARSE_LOG_GAP = math.log(600.0)  # the burst signal applies when buckets usually come >= 10 min apart
 _BURST_SLOW, _BURST_FAST = 0.02, 0.3
-
-
-_STATE_VERSION = 8
-_FIELDS = ("_alt", "_bc", "raw_margin", "qd99", "qd999", "transform", "use_log", "shift_k", "shift", "_pre", "two_sided", "level_alpha", "season_alpha",
-           "scale_alpha", "tail_alpha", "clip", "scale_clip", "min_rel_scale", "warmup", "min_obs", "warmup_s",
-           "seasonal", "per_minute", "burst", "hold", "lg_mean", "lg_fast", "lg_var", "short_alpha", "zs", "zs_ms", "weekly_alpha", "hourly_scale", "hourly_alpha",
-           "hourly_floor", "hourly_ms", "level", "hour", "rms", "q99", "q999", "daily", "weekly", "n", "t_first",
-           "t_last", "_warm")
-
-
-_ARRAYS = {"daily": 24, "weekly": 168, "hourly_ms": 24}  # float32 arrays and their lengths
-_ARR = (array, int)
-_STATE_TYPES = Spec({
-    "_alt": object, "_bc": (list, type(None)), "raw_margin": NUM, "qd99": NUM, "qd999": NUM, "transform": str,
-    "use_log": bool, "shift_k": NUM, "shift": NUM, "_pre": (list, type(None)), "two_sided": bool,
-    "level_alpha": NUM, "season_alpha": NUM, "scale_alpha": NUM, "tail_alpha": NUM, "clip": NUM, "scale_clip": NUM,
-    "min_rel_scale": NUM, "warmup": int, "min_obs": int, "warmup_s": NUM, "seasonal": bool, "per_minute": bool,
-    "burst": bool, "hold": NUM, "lg_mean": NUM, "lg_fast": NUM, "lg_var": NUM, "short_alpha": NUM, "zs": NUM,
-    "zs_ms": NUM, "weekly_alpha": NUM, "hourly_scale": bool, "hourly_alpha": NUM, "hourly_floor": NUM,
-    "hourly_ms": _ARR, "level": NUM, "hour": int, "rms": NUM, "q99": NUM, "q999": NUM, "daily": _ARR,
-    "weekly": _ARR, "n": int, "t_first": NUM, "t_last": NUM, "_warm": bool, "name": (str, type(None))})
-
-
-def _pack(v: object) -> object:
-    return len(v) if isinstance(v, array) and not any(v) else v
 
 
 def _quantile_step(q: float, x: float, tail: float, rate: float) -> float:
@@ -381,53 +356,16 @@ class SeasonalZ:
                 self.n >= self.warmup or self.t_last - self.t_first >= self.warmup_s):
             self._warm = True
 
-    # -- table state (streams.state.codec): the declared fields, rebuilt without __init__ --------
-    # (all-zero arrays, as in warm-up before seasonal learning starts, are stored as their length)
+    # -- table state (streams.state.codec): see detectors.seasonal_z_state ----------------------
     STATE_TAG = "seasonal_z"
     STATE_VERSION = 1
 
     def to_state(self) -> dict[str, object]:
-        state = dict(self.__dict__)  # _FIELDS (and "name" for a renamed variant): from_state checks it
-        for k in _ARRAYS:
-            state[k] = _pack(state[k])
-        state.setdefault("name", None)
-        return state
+        return seasonal_z_state.to_state(self)
 
     @classmethod
     def from_state(cls, state: dict[str, object]) -> "SeasonalZ":
-        fields(state, _STATE_TYPES)
-        for k, n in _ARRAYS.items():
-            v = state[k]
-            if (len(v) if isinstance(v, array) else v) != n or (isinstance(v, array) and v.typecode != "f"):
-                raise ValueError(f"field {k!r} must be {n} float32 values")
-        if state["_bc"] is not None:
-            floats(state["_bc"], "_bc", length=5)
-        if state["_pre"] is not None:
-            floats(state["_pre"], "_pre", length=3)
-        if state["transform"] not in ("raw", "log", "auto", "shift"):
-            raise ValueError("unknown transform")
-        if state["_alt"] is not None and type(state["_alt"]) is not cls:
-            raise ValueError("the raw-space twin must be a SeasonalZ")
-        d = cls.__new__(cls)
-        d.__dict__.update(state)
-        for k, n in _ARRAYS.items():
-            if type(state[k]) is int:
-                setattr(d, k, array("f", bytes(4 * n)))
-        if state["name"] is None:
-            del d.__dict__["name"]  # the class's name
-        return d
-
-    # pickle (tests and bench only; the service stores to_state() through streams.state.codec)
-    def __getstate__(self) -> tuple[object, ...]:
-        return (_STATE_VERSION, self.__dict__.get("name"), *(_pack(getattr(self, k)) for k in _FIELDS))
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        if state[0] != _STATE_VERSION:
-            raise ValueError(f"SeasonalZ state version {state[0]!r}, expected {_STATE_VERSION}")
-        if state[1] is not None:
-            self.name = state[1]  # type: ignore[assignment]
-        for k, v in zip(_FIELDS, state[2:], strict=True):
-            setattr(self, k, array("f", bytes(4 * v)) if k in _ARRAYS and isinstance(v, int) else v)
+        return seasonal_z_state.from_state(cls, state)
 
     def _normalise(self, h: int) -> None:
         """Keep the decomposition identifiable: daily offsets average 0 (the level holds the mean)

@@ -42,13 +42,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from detectors.statecheck import NUM, Spec, fields, floats, mapping
 from guardrails.burn_rate import DEFAULT_RULES, Budget, BurnRule, burn_rate, evaluate, needed_windows
 from guardrails.budget_book import DEFAULT_THRESHOLDS, BudgetSpec, Period, period_bounds
+from guardrails.burn_event import BurnEvent, threshold_name
 
 if TYPE_CHECKING:
     from guardrails.forecast import Forecast
@@ -67,16 +67,6 @@ MIN_RATE_SPAN_S = 3600
 OPT_INT = (int, type(None))
 
 
-def threshold_name(fraction: float) -> str:
-    """Rule name of a period-to-date threshold event.
-
-    >>> threshold_name(0.8), threshold_name(1.0), threshold_name(0.125)
-    ('threshold_80', 'threshold_100', 'threshold_12.5')
-    """
-    pct = round(fraction * 100, 6)
-    return f"threshold_{int(pct)}" if pct == int(pct) else f"threshold_{pct:g}"
-
-
 def _minute(t: datetime) -> int:
     """Whole minutes since the epoch (floor); naive datetimes are UTC."""
     if t.tzinfo is None:
@@ -86,39 +76,6 @@ def _minute(t: datetime) -> int:
 
 def _at(minute: int) -> datetime:
     return _EPOCH + timedelta(minutes=minute)
-
-
-@dataclass(frozen=True, slots=True)
-class BurnEvent:
-    """A budget transition for the alert / guardrail path.
-
-    ``kind`` is ``burn_rate`` (rule ``fast``, ``slow``, ...; rates are the rule's long and
-    short window burn rates) or ``threshold`` (rule ``threshold_80`` ...; ``long_rate`` is
-    the period-to-date burn rate, ``short_rate`` the burn rate over the forecast window).
-    ``started_at`` is when the incident opened (a ``resolved`` event repeats its firing's),
-    so ``(budget_id, rule, started_at)`` identifies an incident (fingerprint).
-    """
-
-    budget_id: str
-    rule: str
-    severity: str
-    status: Literal["firing", "resolved"]
-    at: datetime
-    long_rate: float
-    short_rate: float
-    period_spent_usd: float
-    cap_usd: float
-    projected_spend_usd: float  # at the end of the period
-    projected_exhaustion: datetime | None  # None: not exhausted within the period at the current rate
-    started_at: datetime
-    period_start: datetime
-    period_end: datetime
-    kind: Literal["burn_rate", "threshold"] = "burn_rate"
-    threshold: float | None = None  # fraction of the cap, threshold events only
-
-    @property
-    def fraction_spent(self) -> float:
-        return self.period_spent_usd / self.cap_usd if self.cap_usd else math.inf
 
 
 class BurnTracker:
@@ -238,14 +195,6 @@ class BurnTracker:
         for k, v in state.items():
             setattr(tr, k, v)
         return tr
-
-    # pickle (tests only; the service stores to_state() through streams.state.codec)
-    def __getstate__(self) -> dict[str, Any]:
-        return self.to_state()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BurnTracker) and self.to_state() == other.to_state()

@@ -22,7 +22,8 @@ import faust
 import orjson
 
 from guardrails.budget_book import BudgetBook, BudgetSpec
-from guardrails.burn_tracker import BurnEvent, BurnTracker
+from guardrails.burn_event import BurnEvent
+from guardrails.burn_tracker import BurnTracker
 from guardrails.overrun import overrun_from_burn_event
 from schemas.alert import Alert
 from schemas.overrun import Overrun

@@ -1,4 +1,4 @@
-"""BurnTracker: hand-computed burn-rate incidents, thresholds, periods, projection, pickled state.
+"""BurnTracker: hand-computed burn-rate incidents, thresholds, periods, projection, encoded state.
 
 Reference budget for most cases: $3000 for November 2026 (30 days), so the even rate is
 $3000 / 43200 min = $0.069444/min, i.e. $4.1667/h. The default rules then need:
@@ -7,7 +7,6 @@ fast (14.4x): >= $60 in 1 h and >= $5 in 5 min; slow (6x): >= $150 in 6 h and >=
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,9 @@ from hypothesis import strategies as st
 
 from guardrails.burn_rate import DEFAULT_RULES, BurnRule, window_sums
 from guardrails.budget_book import BudgetSpec
-from guardrails.burn_tracker import BurnEvent, BurnTracker, threshold_name
+from guardrails.burn_event import BurnEvent, threshold_name
+from guardrails.burn_tracker import BurnTracker
+from streams.state.codec import decode, encode
 
 UTC = timezone.utc
 MONTHLY = BudgetSpec("team-search", 3000.0, "month", DEFAULT_RULES, (0.8, 1.0), (("team", ("search",)),))
@@ -255,16 +256,16 @@ def test_optional_statsmodels_forecast() -> None:
 
 # ---------------------------------------------------------------- state
 
-def test_pickle_round_trip_keeps_identical_future_behaviour() -> None:
+def test_state_round_trip_keeps_identical_future_behaviour() -> None:
     rows = surge_rows()
     cut = 360 + 20  # mid-surge, before the fast rule fires
     a = BurnTracker.from_spec(MONTHLY)
     feed(a, rows[:cut])
-    b = pickle.loads(pickle.dumps(a))
+    b = decode(encode(a))
     assert b == a and b is not a
     assert feed(b, rows[cut:]) == feed(a, rows[cut:])
     assert b == a
-    c = pickle.loads(pickle.dumps(a))  # with an open incident and fired state
+    c = decode(encode(a))  # with an open incident and fired state
     more = [(t, 3.0) for t in minutes(datetime(2026, 11, 10, 14, tzinfo=UTC), 90)]
     ev_a, ev_c = feed(a, more), feed(c, more)
     # from 14:00, j minutes of $3: 6 h = 141 + 2.95 j >= 150 and 30 min = 1.5 + 2.95 j >= 12.5 -> j = 4;
@@ -275,7 +276,7 @@ def test_pickle_round_trip_keeps_identical_future_behaviour() -> None:
 
 @pytest.mark.parametrize("rules", [DEFAULT_RULES, DEFAULT_RULES + (BurnRule("drift", 86400, 7200, 3.0, "ticket"),)],
                          ids=["default", "with-24h-rule"])
-def test_pickled_state_stays_under_4kb_after_a_week_of_minute_buckets(rules: tuple[BurnRule, ...]) -> None:
+def test_encoded_state_stays_under_4kb_after_a_week_of_minute_buckets(rules: tuple[BurnRule, ...]) -> None:
     spec = BudgetSpec("b", 10_000.0, "month", rules, (0.5, 0.8, 1.0), ())
     tr = BurnTracker.from_spec(spec)
     rng = random.Random(1)
@@ -283,7 +284,7 @@ def test_pickled_state_stays_under_4kb_after_a_week_of_minute_buckets(rules: tup
     sizes = []
     for day in range(7):
         feed(tr, ((t, rng.uniform(0.0, 3.0)) for t in minutes(start + timedelta(days=day), 1440)))
-        sizes.append(len(pickle.dumps(tr)))
+        sizes.append(len(encode(tr)))
     assert max(sizes) <= 4096, sizes
     assert max(sizes) - min(sizes) < 200, sizes  # does not grow with time
 
@@ -303,9 +304,9 @@ def test_configure_applies_a_cap_grant_keeping_the_sums() -> None:
 def test_configure_same_spec_is_a_no_op_and_a_new_period_restarts_period_to_date() -> None:
     tr = BurnTracker.from_spec(MONTHLY)
     feed(tr, ((t, 1.0) for t in minutes(NOON, 30)))
-    before = pickle.dumps(tr)
+    before = encode(tr)
     tr.configure(MONTHLY)
-    assert pickle.dumps(tr) == before
+    assert encode(tr) == before
     daily = BudgetSpec(**{**{f: getattr(MONTHLY, f) for f in MONTHLY.__slots__}, "period": "day"})
     tr.configure(daily)
     assert (tr.period_start, tr.period_spent_usd) == (datetime(2026, 11, 10, tzinfo=UTC), 0.0)

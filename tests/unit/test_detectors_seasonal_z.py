@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -13,6 +12,7 @@ from detectors.base import SeriesDetector
 from detectors.monitor import SeriesMonitor
 from detectors.registry import DEFAULT_DETECTOR, DETECTORS, make_detector
 from detectors.seasonal_z import SeasonalZ
+from streams.state.codec import decode, encode
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
 
@@ -43,13 +43,13 @@ def test_spike_high_noise_low(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
-def test_silent_during_warmup_and_picklable(name: str) -> None:
+def test_silent_during_warmup_and_encodable(name: str) -> None:
     d = make_detector(name)
     feed(d, noisy(5))
     assert not d.warmed_up
     assert d.score_one(1e6, T0) == 0.0
     feed(d, noisy(300), start=5)
-    clone = pickle.loads(pickle.dumps(d))
+    clone = decode(encode(d))
     t = T0 + timedelta(minutes=305)
     assert clone.score_one(25.0, t) == d.score_one(25.0, t)
     e = d.expected()
@@ -60,9 +60,9 @@ def test_silent_during_warmup_and_picklable(name: str) -> None:
 def test_default_state_is_small() -> None:
     d = make_detector()
     feed(d, noisy(50))  # warm-up: the raw-space twin is part of the state
-    assert d._alt is not None and len(pickle.dumps(SeriesMonitor(d))) <= 2048
+    assert d._alt is not None and len(encode(SeriesMonitor(d))) <= 2048
     feed(d, noisy(3000), start=50)
-    assert len(pickle.dumps(SeriesMonitor(d))) <= 2048
+    assert len(encode(SeriesMonitor(d))) <= 2048
 
 
 def test_monday_surge_not_flagged_after_a_few_weeks() -> None:
@@ -180,7 +180,7 @@ def test_any_input_scores_in_unit_interval(name: str, xs: list[float], step_s: i
     for probe in (0.0, -1.0, 1e9, float("nan")):
         s = d.score_one(probe, t) if probe == probe else 0.0
         assert 0.0 <= s <= 1.0
-    pickle.loads(pickle.dumps(m))
+    decode(encode(m))
 
 
 def test_expected_at_is_the_one_step_baseline() -> None:
@@ -215,7 +215,7 @@ def test_auto_transform_picks_log_for_multiplicative_and_raw_for_additive_noise(
     for d in (mult, add, zero):
         assert d.warmed_up and d._alt is None and d._bc is None  # the twin is gone after warm-up
         assert d.transform == "auto"
-        clone = pickle.loads(pickle.dumps(d))
+        clone = decode(encode(d))
         t = T0 + timedelta(minutes=1500)
         assert clone.score_one(3.0, t) == d.score_one(3.0, t)
 
@@ -227,7 +227,7 @@ def test_auto_transform_survives_a_restart_mid_warmup() -> None:
     feed(whole, xs)
     feed(split, xs[:60])
     assert split._alt is not None  # still choosing: the raw twin is part of the state
-    split = pickle.loads(pickle.dumps(split))
+    split = decode(encode(split))
     feed(split, xs[60:], start=60)
     t = T0 + timedelta(minutes=1500)
     assert split.use_log == whole.use_log

@@ -8,7 +8,8 @@ import pytest
 
 from guardrails.burn_rate import BurnRule
 from guardrails.budget_book import BudgetSpec
-from guardrails.burn_tracker import BurnEvent, BurnTracker
+from guardrails.burn_event import BurnEvent
+from guardrails.burn_tracker import BurnTracker
 from guardrails.overrun import make_overrun_id, overrun_from_burn_event, overruns_from_burn_events
 from schemas.overrun import Overrun
 
