@@ -29,9 +29,11 @@ ALERTS_TOPIC = "alerts"
 #: Overruns a policy decides on (keyed by budget id), and the decisions gateways may enforce.
 OVERRUNS_TOPIC = "guardrail.overruns"
 DECISIONS_TOPIC = "guardrail.decisions"
+#: Anomaly alerts with a $ impact, keyed by the budget they speak for (co-partitioned with budget.spend).
+ANOMALIES_TOPIC = "guardrail.anomalies"
 ALL_TOPICS: tuple[str, ...] = (*USAGE_TOPICS.values(), DEADLETTER_TOPIC, COSTS_TOPIC, BUCKETS_TOPIC,
                                    GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, BUDGET_SPEND_TOPIC, ALERTS_TOPIC,
-                                   OVERRUNS_TOPIC, DECISIONS_TOPIC)
+                                   OVERRUNS_TOPIC, DECISIONS_TOPIC, ANOMALIES_TOPIC)
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,8 @@ Data flow (agents in :mod:`streams.agents`)::
     costs -> aggregate (table open_buckets) -> buckets (each message numbered per key: key, seq)
     buckets -> detect (table monitors) -> alerts
     budget.spend -> budgets (tables burn_trackers, clocks) -> alerts, guardrail.overruns
+    alerts -> route_anomalies -> guardrail.anomalies (keyed by budget id) -> anomaly_overruns (reads
+              burn_trackers, co-partitioned) -> guardrail.overruns
     guardrail.overruns -> decide_overruns (policy, store) -> guardrail.decisions
     gpu.samples -> zombies (gpu_trackers) -> alerts; model.activity -> pinned_models (model_activity) -> alerts
     alerts -> store_alerts; usage.deadletter -> store_dead_letters
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import faust
 
-from streams.settings import (ALERTS_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, DEADLETTER_TOPIC,
-                              DECISIONS_TOPIC, GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC, OVERRUNS_TOPIC, USAGE_TOPICS,
-                              Settings)
+from streams.settings import (ALERTS_TOPIC, ANOMALIES_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC,
+                              DEADLETTER_TOPIC, DECISIONS_TOPIC, GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC,
+                              OVERRUNS_TOPIC, USAGE_TOPICS, Settings)
 from streams.state.clocks import EventClock, SourceProgress
 from streams.state.tables import TypedTable
 from streams.state.values import BudgetState, GpuState, ModelState, Sweep
@@ -57,6 +59,7 @@ model_activity_topic = _internal(MODEL_ACTIVITY_TOPIC)
 alerts_topic = _internal(ALERTS_TOPIC)
 overruns_topic = _internal(OVERRUNS_TOPIC)
 decisions_topic = _internal(DECISIONS_TOPIC)
+anomalies_topic = _internal(ANOMALIES_TOPIC)
 
 
 def _table(name: str) -> faust.Table:
