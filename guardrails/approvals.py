@@ -47,7 +47,7 @@ from guardrails.policy.actions import OnTimeout, OnTimeoutEscalate
 from schemas.events import UtcDatetime
 
 __all__ = ["ApprovalRequest", "ApprovalState", "Refused", "Transition", "approval_id", "approve", "deny", "due",
-           "grant_expiry", "granted_usd"]
+           "check_amount", "grant_expiry", "granted_usd", "parse_amount"]
 
 ApprovalState = Literal["pending", "approved", "denied", "expired", "escalated"]
 #: Actor recorded when a deadline, not a person, changed a request.
@@ -117,6 +117,47 @@ def grant_expiry(req: ApprovalRequest, now: datetime) -> datetime:
     return min(now + timedelta(seconds=req.grant_expires_s), req.period_end)
 
 
+def parse_amount(text: str | None) -> float | None:
+    """An amount typed by an approver (Slack's modal, ``burnguard approve --amount``): ``None`` when empty (the
+    amount requested); ``ValueError`` (a message for the user) if it is not a finite number of USD.
+
+    >>> parse_amount(None), parse_amount(" "), parse_amount("1,250.50"), parse_amount("$300")
+    (None, None, 1250.5, 300.0)
+    >>> parse_amount("lots")
+    Traceback (most recent call last):
+    ...
+    ValueError: the amount must be a number of USD, not 'lots'
+    """
+    if text is None or not text.strip():
+        return None
+    cleaned = text.strip().replace(",", "").removeprefix("$").strip()
+    try:
+        x = float(cleaned)
+    except ValueError:
+        x = float("nan")
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError(f"the amount must be a number of USD, not {text.strip()[:40]!r}")
+    return x
+
+
+def check_amount(req: ApprovalRequest, amount_usd: float) -> str | None:
+    """Why ``amount_usd`` cannot be approved on ``req`` (``None``: it can): more than 0, at most the request.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+    >>> r = ApprovalRequest(approval_id="ap-1", overrun_id="o", budget_id="b", rule="r", group="g", amount_usd=800,
+    ...                     created_at=t, deadline=t, deadline_s=1, period_start=t, period_end=t)
+    >>> check_amount(r, 900), check_amount(r, 800) is None
+    ('900 USD is more than the 800 USD requested: approve at most 800 USD', True)
+    """
+    if amount_usd > req.amount_usd:
+        return (f"{amount_usd:g} USD is more than the {req.amount_usd:g} USD requested: approve at most "
+                f"{req.amount_usd:g} USD")
+    if amount_usd <= 0:
+        return f"the amount approved must be more than 0 USD (at most the {req.amount_usd:g} USD requested)"
+    return None
+
+
 def _decide(req: ApprovalRequest, state: ApprovalState, actor: str, now: datetime, reason: str | None) -> ApprovalRequest:
     return req.model_copy(update={"state": state, "decided_at": now, "decided_by": actor, "reason": reason})
 
@@ -138,9 +179,9 @@ def approve(req: ApprovalRequest, user: str, approvers: Approvers, now: datetime
     ``amount_usd``: approve less than requested (more than 0, at most the request); the limit
     applies to what is approved. ``None``: the amount requested."""
     amount = req.amount_usd if amount_usd is None else float(amount_usd)
-    if amount_usd is not None and not 0 < amount <= req.amount_usd:
-        raise Refused(f"the amount approved must be more than 0 and at most the {req.amount_usd:g} USD "
-                      "requested")
+    why = check_amount(req, amount) if amount_usd is not None else None
+    if why is not None:
+        raise Refused(why)
     _check(req, user, approvers, now, amount)
     after = _decide(req, "approved", user, now, reason).model_copy(update={"approved_usd": amount})
     return Transition("approved", req, after, user)

@@ -44,7 +44,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from guardrails.approvals import ApprovalRequest, Refused
+from guardrails.approvals import ApprovalRequest, Refused, parse_amount
 from guardrails.approvers import Approvers
 from schemas.text import plain_text, safe_mrkdwn
 from sinks.guardrail_store import GuardrailStore, NotFound
@@ -132,28 +132,6 @@ def parse_callback(body: bytes) -> ApprovalCallback | None:
                                 reason=_value(values, REASON_BLOCK, REASON_ACTION))
     except (ValueError, TypeError, AttributeError):  # pydantic's ValidationError is a ValueError
         return None
-
-
-def parse_amount(text: str | None) -> float | None:
-    """The amount typed in the modal: ``None`` when empty (the amount requested); ``ValueError`` if not a number.
-
-    >>> parse_amount(None), parse_amount(" "), parse_amount("1,250.50"), parse_amount("$300")
-    (None, None, 1250.5, 300.0)
-    >>> parse_amount("lots")
-    Traceback (most recent call last):
-    ...
-    ValueError: the amount must be a number of USD, not 'lots'
-    """
-    if text is None or not text.strip():
-        return None
-    cleaned = text.strip().replace(",", "").removeprefix("$").strip()
-    try:
-        x = float(cleaned)
-    except ValueError:
-        raise ValueError(f"the amount must be a number of USD, not {text.strip()[:40]!r}") from None
-    if x != x or x in (float("inf"), float("-inf")):
-        raise ValueError(f"the amount must be a number of USD, not {text.strip()[:40]!r}")
-    return x
 
 
 def already_decided(req: ApprovalRequest) -> str:

@@ -1,5 +1,9 @@
-"""``burnguard approvals [--state pending]``, ``burnguard approve ID --as USER [--reason]``,
+"""``burnguard approvals [--state pending]``, ``burnguard approve ID --as USER [--amount USD] [--reason]``,
 ``burnguard deny ID --as USER --reason``: the approval workflow without Slack, same authorisation rules.
+
+``--amount`` approves less than requested (at most the request; the approver's limit applies to it), as
+the amount in Slack's approval modal does: both parse it with :func:`guardrails.approvals.parse_amount`
+and decide through :meth:`sinks.guardrail_store.GuardrailStore.approve`.
 
 ``burnguard approvals --json`` prints the requests as a JSON array (the stored
 :class:`~guardrails.approvals.ApprovalRequest` fields) for scripts."""
@@ -14,7 +18,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from guardrails.approvals import Refused
+from guardrails.approvals import Refused, parse_amount
 from schemas.text import safe_terminal
 from sinks.guardrail_store import NotFound
 from streams.commands.guardrail_common import guarded, load_approvers, open_store
@@ -42,12 +46,20 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, verb: str) -> int:
+    amount = None
+    if verb == "approve":
+        try:
+            amount = parse_amount(args.amount)
+        except ValueError as err:
+            print(f"error: --amount: {safe_terminal(str(err))}", file=sys.stderr)
+            return 2
+
     def go() -> int:
         approvers = load_approvers()
         with open_store() as store:
             try:
                 if verb == "approve":
-                    out = store.approve(args.id, args.user, approvers, reason=args.reason)
+                    out = store.approve(args.id, args.user, approvers, reason=args.reason, amount_usd=amount)
                 else:
                     out = store.deny(args.id, args.user, approvers, reason=args.reason or "")
             except (Refused, NotFound) as err:
@@ -55,9 +67,9 @@ def _decide(args: argparse.Namespace, verb: str) -> int:
                 print(f"refused: {safe_terminal(msg)}", file=sys.stderr)
                 return 1
         d = out.decision
-        amount = f" {d.amount_usd:,.2f} USD" if d is not None and d.amount_usd is not None else ""
+        shown = f" {d.amount_usd:,.2f} USD" if d is not None and d.amount_usd is not None else ""
         print(f"{args.id}: {out.transition.after.state} by {safe_terminal(args.user)}"
-              + (f"; decision {d.action}{amount} on budget {safe_terminal(d.budget_id)}" if d else ""))
+              + (f"; decision {d.action}{shown} on budget {safe_terminal(d.budget_id)}" if d else ""))
         return 0
     return guarded(go)
 
@@ -71,6 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("approve", help="approve a pending request (a member of its group, within their limit)")
     a.add_argument("id", metavar="ID")
     a.add_argument("--as", dest="user", required=True, metavar="USER", help="Slack user id or name")
+    a.add_argument("--amount", default=None, metavar="USD",
+                   help="approve this much (more than 0, at most the amount requested); default: all of it")
     a.add_argument("--reason", default=None)
     a.set_defaults(func=lambda args: _decide(args, "approve"))
     d = sub.add_parser("deny", help="deny a pending request (a member of its group; a reason is required)")

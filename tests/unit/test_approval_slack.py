@@ -157,6 +157,7 @@ def world() -> tuple[GuardrailStore, ApprovalInteractions, RecordingClient, Slac
     approval = store.decide(overrun(), POLICY, now=T).approval
     assert approval is not None
     box = SlackOutbox("sqlite://")
+    upgrade(box.engine)
     notifier = ApprovalNotifier(box, store, APPROVERS)
     assert notifier.request(approval, b"\x89PNG") == [f"{approval.approval_id}:post",
                                                       f"{approval.approval_id}:upload:chart"]
@@ -224,5 +225,5 @@ def test_deny_needs_a_reason(world) -> None:  # noqa: ANN001
 def test_an_amount_above_the_request_is_refused(world) -> None:  # noqa: ANN001
     store, inter, client, _, aid = world
     inter.apply(parse_callback(submit(aid, ANN, amount="900")), T + timedelta(minutes=5))
-    assert "at most the 800 USD requested" in client.calls[-1][1]["text"]
+    assert "900 USD is more than the 800 USD requested" in client.calls[-1][1]["text"]
     assert store.approval(aid).state == "pending"
