@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from schemas.deadletter import DeadLetter
+from streams.metrics import metrics
 from streams.state.tables import StateQuarantined
 from streams.topology import deadletter_topic
 
@@ -72,6 +73,7 @@ async def dead_letter(raw: bytes, reason: str, topic: str, partition: int | None
     dl = DeadLetter.from_bytes(raw, reason=reason, topic=topic, partition=partition, offset=offset, index=index,
                                key=key.encode() if isinstance(key, str) else key)
     log.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, reason)
+    metrics.dead_letter(topic, reason)
     await retrying(lambda: deadletter_topic.send(value=dl.model_dump_json().encode()))
 
 
@@ -91,7 +93,9 @@ async def retrying(send: Callable[[], Awaitable[Any]]) -> Any:
 
 async def report_quarantine(q: StateQuarantined, agent: str) -> None:
     """Dead-letter a key's unusable state once (its bytes, table and reason), and count it."""
-    if quarantine.add(q.table, q.key):
+    new_key = quarantine.add(q.table, q.key)
+    metrics.quarantined(q.table, new_key)
+    if new_key:
         log.error("%s: %s; the key is quarantined (its messages go to the dead-letter topic)", agent, q)
         await dead_letter(q.data, f"state quarantined: {q}", topic=f"state:{q.table}", partition=None,
                           offset=None, key=q.key)

@@ -29,6 +29,7 @@ from sinks.guardrail_store import GuardrailStore
 from sinks.migrations import upgrade
 from sinks.retry import until_stored
 from streams.agents.guard import guarded
+from streams.metrics import metrics
 from streams.topology import app, decisions_topic, overruns_topic, settings
 
 log = logging.getLogger("burnguard")
@@ -48,6 +49,7 @@ async def publish_pending(store: GuardrailStore) -> int:
     pending = await until_stored(lambda _: store.decisions(unpublished=True), None)
     for d in pending:
         await decisions_topic.send(key=d.budget_id.encode(), value=d.model_dump_json().encode())
+        metrics.decision(d.action)
     if pending:
         await until_stored(store.mark_published, [d.decision_id for d in pending])
     return len(pending)

@@ -38,6 +38,7 @@ from sinks.slack.notify import IncidentSink
 from sinks.slack.outbox import SlackOutbox
 from sinks.slack.routing import load_routing
 from streams.agents.guard import guarded, retrying
+from streams.metrics import metrics
 from streams.settings import Settings
 from streams.state.codec import state_type
 from streams.state.tables import TypedTable
@@ -90,6 +91,7 @@ class Incidents:
     async def _publish(self, notes: list[Notification]) -> None:
         for note in notes:
             rec = await until_stored(self.sink.publish, note)
+            metrics.incident_notification(note.kind)
             log.warning("INCIDENT %s %s %s (%d alerts)", note.kind, rec.id, rec.status, rec.alert_count)
 
     async def handle(self, key: bytes | str | None, value: bytes) -> None:

@@ -37,6 +37,7 @@ from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
 from streams.gpu import gpu_samples_by_resource, requests_by_model
+from streams.metrics import metrics
 from streams.rollups import keyed_records
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
 from streams.state.clocks import SourceProgress
@@ -96,6 +97,7 @@ class Normalize:
         if source is None:
             await dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg.topic, msg.partition, msg.offset)
             return
+        metrics.usage_message(source, self.clock() - msg.timestamp)  # one per message (an envelope: many events)
         records, rejects = self.normalizer.parse(source, raw)
         records = [self.limiter.admit(r) for r in records]
         src = f"{msg.topic}/{msg.partition}"
@@ -154,6 +156,7 @@ async def normalize(stream: faust.StreamT) -> None:
     """Validate, price and allocate raw usage; bad input goes to the dead-letter topic."""
     handler = Normalize(load_normalizer(), load_budgets(), settings, progress, _send,
                         CardinalityLimiter(settings.cardinality_limits), _costs_partitions)
+    metrics.watch_normalizer(handler.normalizer)  # events in by source and format, from its stats at scrape time
     async for event in stream.events():
         await guarded("normalize", event, handler.handle)
 

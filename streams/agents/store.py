@@ -12,6 +12,7 @@ from schemas.text import safe_terminal
 from sinks.retry import until_stored
 from sinks.store import AlertStore
 from streams.agents.guard import guarded
+from streams.metrics import metrics
 from streams.settings import DEADLETTER_TOPIC
 from streams.topology import alerts_topic, app, deadletter_topic, settings
 
@@ -26,6 +27,8 @@ async def store_alerts(stream: faust.StreamT) -> None:
     async def store_one(event: faust.EventT) -> None:
         alert = Alert.model_validate_json(event.value)
         if await until_stored(store.save_alert, alert):
+            metrics.alert_stored(alert.metric, alert.status,
+                                 closable_at=alert.window_end.timestamp() + settings.allowed_lateness_seconds)
             log.warning("ALERT %s %s %s observed=%.4g baseline=%.4g score=%.6f", alert.status,
                         safe_terminal(alert.series_key), alert.metric, alert.observed, alert.baseline, alert.score)
 

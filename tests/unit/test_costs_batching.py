@@ -44,7 +44,7 @@ def normalized(envelope: list[dict], partitions: int = 4) -> list[tuple[bytes, d
 
     handler = Normalize(load_normalizer(SETTINGS), load_budgets(SETTINGS), SETTINGS, SourceProgress(120.0), send,
                         CardinalityLimiter(), lambda: partitions, clock=lambda: T0.timestamp() + 60)
-    msg = SimpleNamespace(topic="usage.llm", partition=1, offset=7, key=b"gw")
+    msg = SimpleNamespace(topic="usage.llm", partition=1, offset=7, key=b"gw", timestamp=T0.timestamp() + 30)
     asyncio.run(handler.handle(SimpleNamespace(message=msg, value=orjson.dumps(envelope))))
     return [(k, orjson.loads(v), p) for t, k, v, p in sent if t == "costs"]
 
