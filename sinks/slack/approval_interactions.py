@@ -13,6 +13,10 @@
   group, within their limit for the amount approved), the same single transaction (two approvers
   at once, a double submission: the first wins, the second is told who decided), the same audit
   record. The outcome goes to the outbox (``chat.update`` of the request, a note in its thread).
+  What cannot be decided as typed keeps the modal open with Slack's ``response_action: errors``
+  under the field at fault, and nothing changes: an amount that is not a number or is more than
+  requested, a Deny without a reason. (A correction submitted again is a new callback: its identity
+  includes what was typed.)
 
 The answer is immediate; ``views.open`` must happen within the 3 s a ``trigger_id`` lives, so the
 client used here should have a short timeout (``make_client(..., timeout=2)``).
@@ -44,7 +48,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from guardrails.approvals import ApprovalRequest, Refused, parse_amount
+from guardrails.approvals import ApprovalRequest, Refused, check_amount, parse_amount
 from guardrails.approvers import Approvers
 from schemas.text import plain_text, safe_mrkdwn
 from sinks.guardrail_store import GuardrailStore, NotFound
@@ -59,6 +63,8 @@ log = logging.getLogger("burnguard.slack")
 __all__ = ["ApprovalCallback", "ApprovalInteractions", "already_decided", "parse_amount", "parse_callback"]
 
 VERBS = {APPROVE: "approve", DENY: "deny"}
+#: An inline modal error is short (Slack shows it under the field).
+MAX_ERROR = 150
 
 
 class ApprovalCallback(BaseModel):
@@ -103,6 +109,13 @@ def _value(values: dict[str, Any], block: str, action: str) -> str | None:
     return str(v) if v is not None else None
 
 
+def _submission_identity(view: dict[str, Any], values: dict[str, Any]) -> str:
+    """A submission's identity: the view and what was typed. Slack keeps a view's id and hash when the user
+    corrects an inline error and submits again: that is a new submission, a retried callback is not."""
+    typed = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{view.get('id', '')}\x1f{view.get('hash', '')}\x1f{typed}"
+
+
 def parse_callback(body: bytes) -> ApprovalCallback | None:
     """The approval click or submission in a callback body; ``None`` for any other callback."""
     doc = _payload(body)
@@ -126,7 +139,7 @@ def parse_callback(body: bytes) -> ApprovalCallback | None:
         meta = json.loads(view.get("private_metadata") or "{}")
         values = (view.get("state") or {}).get("values") or {}
         return ApprovalCallback(kind="submit", verb=meta.get("v"), approval_id=str(meta.get("a", ""))[:64],
-                                user_id=user, identity=f"{view.get('id', '')}\x1f{view.get('hash', '')}",
+                                user_id=user, identity=_submission_identity(view, values),
                                 channel_id=meta.get("c"), message_ts=meta.get("t"),
                                 amount=_value(values, AMOUNT_BLOCK, AMOUNT_ACTION),
                                 reason=_value(values, REASON_BLOCK, REASON_ACTION))
@@ -171,12 +184,15 @@ class ApprovalInteractions:
         return parse_callback(body)
 
     def apply(self, cb: ApprovalCallback, now: datetime) -> tuple[int, str]:
-        """Act on a verified, first-seen callback; (HTTP status, body) for Slack (an empty 200 closes a modal)."""
+        """Act on a verified, first-seen callback; (HTTP status, body) for Slack: an empty 200 closes a modal,
+        ``{"response_action": "errors", ...}`` keeps it open with a message under the fields at fault."""
         try:
             if cb.kind == "open":
                 self._open(cb, now)
             else:
-                self._submit(cb, now)
+                errors = self._submit(cb, now)
+                if errors:
+                    return 200, json.dumps({"response_action": "errors", "errors": errors})
         except SQLAlchemyError as err:
             log.error("approval %s: the store is unavailable (%s); nothing was decided", cb.approval_id,
                       type(err).__name__)
@@ -210,13 +226,16 @@ class ApprovalInteractions:
             log.warning("approval %s: views.open failed (%s)", cb.approval_id, _slack_error(err))
 
     # -- submissions -----------------------------------------------------------------------------
-    def _submit(self, cb: ApprovalCallback, now: datetime) -> None:
+    def _submit(self, cb: ApprovalCallback, now: datetime) -> dict[str, str] | None:
+        """Decide; the modal's inline errors (block id -> message) when what was typed cannot be decided."""
+        errors = self._invalid(cb)
+        if errors:
+            return errors
         approvers = self.approvers
         try:
             if cb.verb == "approve":
-                amount = parse_amount(cb.amount)
                 applied = self.store.approve(cb.approval_id, cb.user_id, approvers, reason=_reason(cb.reason),
-                                             now=now, amount_usd=amount)
+                                             now=now, amount_usd=parse_amount(cb.amount))
             else:
                 applied = self.store.deny(cb.approval_id, cb.user_id, approvers, reason=_reason(cb.reason) or "",
                                           now=now)
@@ -226,15 +245,31 @@ class ApprovalInteractions:
                 self._tell(cb, already_decided(req))
             else:
                 self._refuse(cb, str(err))
-            return
+            return None
         except (NotFound, ValueError) as err:
             self._tell(cb, f"Not recorded: {safe_mrkdwn(str(err))}. Nothing was changed.")
-            return
+            return None
         req = applied.transition.after
         d = applied.decision
         log.warning("GUARDRAIL approval %s %s by %s in Slack%s", req.approval_id, req.state, cb.user_id,
                     f" ({money(d.amount_usd)})" if d is not None and d.amount_usd else "")
         self.notifier.outcome(req)
+        return None
+
+    def _invalid(self, cb: ApprovalCallback) -> dict[str, str]:
+        """What the modal must show next to its fields (nothing is decided): a Deny without a reason, an
+        amount that is not a number or is more than requested. Reads the request (its amount never changes)."""
+        if cb.verb == "deny":
+            return {} if _reason(cb.reason) else {REASON_BLOCK: "A reason is required to deny."}
+        try:
+            amount = parse_amount(cb.amount)
+        except ValueError as err:
+            return {AMOUNT_BLOCK: _sentence(str(err))}
+        if amount is None:
+            return {}
+        req = self.store.approval(cb.approval_id)
+        why = check_amount(req, amount) if req is not None else None
+        return {AMOUNT_BLOCK: _sentence(why)} if why else {}
 
     # -- telling the user ------------------------------------------------------------------------
     def _refuse(self, cb: ApprovalCallback, why: str) -> None:
@@ -253,6 +288,12 @@ class ApprovalInteractions:
             self.client.chat_postEphemeral(channel=cb.channel_id, user=cb.user_id, text=text)
         except (SlackClientError, *NETWORK_ERRORS) as err:
             log.warning("approval %s: chat.postEphemeral failed (%s)", cb.approval_id, _slack_error(err))
+
+
+def _sentence(text: str, n: int = MAX_ERROR) -> str:
+    """An inline error: capitalised, a full stop, at most ``n`` characters (plain text: Slack shows it as is)."""
+    text = text[:1].upper() + text[1:] + "."
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _reason(text: str | None) -> str | None:

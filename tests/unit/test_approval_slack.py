@@ -3,6 +3,7 @@ authorisation refusals (a recording fake stands in for the Slack client: the uni
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,10 @@ from sinks.slack.approval_blocks import (APPROVE, DENY, decision_modal, outcome_
 from sinks.slack.approval_interactions import ApprovalInteractions, parse_amount, parse_callback
 from sinks.slack.approval_notify import ApprovalNotifier
 from sinks.slack.blocks import ACTIONS as INCIDENT_ACTIONS
+from sinks.slack.interactions import SlackInteractions
 from sinks.slack.outbox import SlackOutbox
-from tests.support.approval_cases import ANN, APPROVERS, BOB, CARL, POLICY, T, click, overrun, submit
+from tests.support.approval_cases import (ANN, APPROVERS, BOB, CARL, POLICY, SECRET, T, click, overrun, signed,
+                                          submit)
 
 #: The only '<' sequences burnguard itself writes: mentions of Slack user ids, channels, dates.
 OWN_MARKUP = re.compile(r"<(@U[A-Z0-9]+|#C[A-Z0-9_]+|!date\^\d+\^[^|>]*\|[^>]*)>")
@@ -215,15 +218,55 @@ def test_within_the_limit_bob_approves_less_and_the_outcome_is_queued(world) -> 
     assert len(store.grants()) == 1
 
 
-def test_deny_needs_a_reason(world) -> None:  # noqa: ANN001
-    store, inter, client, _, aid = world
-    inter.apply(parse_callback(submit(aid, ANN, verb="deny", reason="  ")), T + timedelta(minutes=5))
-    assert "a denial needs a reason" in client.calls[-1][1]["text"]
-    assert store.approval(aid).state == "pending"
+def errors_of(answer: tuple[int, str]) -> dict[str, str]:
+    status, body = answer
+    assert status == 200 and body, answer
+    doc = json.loads(body)
+    assert doc["response_action"] == "errors", doc
+    return doc["errors"]
 
 
-def test_an_amount_above_the_request_is_refused(world) -> None:  # noqa: ANN001
-    store, inter, client, _, aid = world
-    inter.apply(parse_callback(submit(aid, ANN, amount="900")), T + timedelta(minutes=5))
-    assert "900 USD is more than the 800 USD requested" in client.calls[-1][1]["text"]
+@pytest.mark.parametrize("verb, amount, reason, block, message", [
+    ("deny", None, "  ", "approval_reason", "A reason is required to deny."),
+    ("deny", None, None, "approval_reason", "A reason is required to deny."),
+    ("approve", "900", "ok", "approval_amount",
+     "900 USD is more than the 800 USD requested: approve at most 800 USD."),
+    ("approve", "lots", "ok", "approval_amount", "The amount must be a number of USD, not 'lots'."),
+    ("approve", "-5", None, "approval_amount",
+     "The amount approved must be more than 0 USD (at most the 800 USD requested)."),
+])
+def test_what_cannot_be_decided_as_typed_is_an_inline_modal_error(world, verb: str, amount: str | None,  # noqa: ANN001
+                                                                   reason: str | None, block: str,
+                                                                   message: str) -> None:
+    store, inter, client, box, aid = world
+    audit_before, rows_before = len(store.audit()), len(box.items())
+    answer = inter.apply(parse_callback(submit(aid, ANN, verb=verb, amount=amount, reason=reason)),
+                         T + timedelta(minutes=5))
+    assert errors_of(answer) == {block: message}
+    assert len(message) <= 150  # Slack shows a short line under the field
+    assert client.calls == []  # no ephemeral: the modal says it
     assert store.approval(aid).state == "pending"
+    assert (len(store.audit()), len(store.grants()), len(box.items())) == (audit_before, 0, rows_before)
+
+
+def test_a_corrected_submission_of_the_same_view_is_decided(tmp_path) -> None:  # noqa: ANN001
+    """Slack keeps the view's id and hash when the user fixes an inline error: the second submission is new."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = GuardrailStore(url)
+    upgrade(store.engine)
+    aid = store.decide(overrun(), POLICY, now=T).approval.approval_id
+    client = RecordingClient()
+    notifier = ApprovalNotifier(SlackOutbox(url), store, APPROVERS)
+    inbox = SlackInteractions(SECRET, url, clock=lambda: (T + timedelta(minutes=5)).timestamp(),
+                              handlers=[ApprovalInteractions(store, APPROVERS, client, notifier)])  # type: ignore[arg-type]
+    ts = int((T + timedelta(minutes=5)).timestamp())
+    wrong = submit(aid, ANN, amount="900", reason="launch", view_id="V1", view_hash="h1")
+    assert errors_of(inbox.handle(wrong, signed(wrong, ts=ts))) == {
+        "approval_amount": "900 USD is more than the 800 USD requested: approve at most 800 USD."}
+    fixed = submit(aid, ANN, amount="700", reason="launch", view_id="V1", view_hash="h1")
+    assert inbox.handle(fixed, signed(fixed, ts=ts)) == (200, "")
+    req = store.approval(aid)
+    assert (req.state, req.approved_usd, req.decided_by) == ("approved", 700.0, ANN)
+    assert inbox.handle(fixed, signed(fixed, ts=ts)) == (200, "")  # the same callback again: a replay
+    assert [s for s, _ in inbox.callbacks()] == ["accepted", "accepted", "duplicate"]
+    assert len(store.grants()) == 1
