@@ -276,7 +276,8 @@ class ApprovalInteractions:
         text = f":no_entry_sign: You cannot {cb.verb} this request: {safe_mrkdwn(why)}. Nothing was changed."
         if "not a member" in why:
             text += (" (Approvers are matched by Slack user id: the approvers file needs "
-                     f"`slack: {safe_mrkdwn(cb.user_id)}` on your entry.)")
+                     f"`slack: {safe_mrkdwn(cb.user_id)}` on your entry, or your id in a user group of the "
+                     "group's under `slack_usergroups`.)")
         self._tell(cb, text)
 
     def _tell(self, cb: ApprovalCallback, text: str) -> None:

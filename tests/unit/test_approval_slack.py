@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from guardrails.approvals import ApprovalRequest
+from guardrails.approvers import Approvers
 from sinks.guardrail_store import GuardrailStore
 from sinks.migrations import upgrade
 from sinks.slack.approval_blocks import (APPROVE, DENY, decision_modal, outcome_message, outcome_reply,
@@ -270,3 +271,30 @@ def test_a_corrected_submission_of_the_same_view_is_decided(tmp_path) -> None:  
     assert inbox.handle(fixed, signed(fixed, ts=ts)) == (200, "")  # the same callback again: a replay
     assert [s for s, _ in inbox.callbacks()] == ["accepted", "accepted", "duplicate"]
     assert len(store.grants()) == 1
+
+
+def test_a_member_of_a_slack_user_group_decides_within_its_limit(tmp_path) -> None:  # noqa: ANN001
+    """fin lists the user group S0FINTEAM (dee, eve: up to $900) in the approvers file; no Slack call needed."""
+    dee, eve = "U0DEE0001", "U0EVE0001"
+    approvers = Approvers.from_yaml_text(f"""
+slack_usergroups: {{S0FINTEAM: [{dee}, {eve}]}}
+groups:
+  fin: {{max_usd: 1000, members: [{{slack: S0FINTEAM, max_usd: 900}}], next: cfo}}
+  cfo: {{max_usd: unlimited, members: [U0CY00001]}}
+""")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    upgrade(url)
+    store = GuardrailStore(url)
+    aid = store.decide(overrun(), POLICY, now=T).approval.approval_id
+    client = RecordingClient()
+    notifier = ApprovalNotifier(SlackOutbox(url), store, approvers)
+    inter = ApprovalInteractions(store, approvers, client, notifier)  # type: ignore[arg-type]
+    inter.apply(parse_callback(click(aid, dee)), T + timedelta(minutes=5))
+    [(method, kw)] = client.calls
+    assert method == "views.open" and "You may approve up to $900.00 in fin." in kw["view"]["blocks"][0]["text"]["text"]
+    inter.apply(parse_callback(click(aid, CARL, action_ts="2.2")), T + timedelta(minutes=5))
+    assert f"{CARL} is not a member of approver group fin" in client.calls[-1][1]["text"]
+    inter.apply(parse_callback(submit(aid, eve, reason="all of it")), T + timedelta(minutes=6))  # $800 <= $900
+    req = store.approval(aid)
+    assert (req.state, req.decided_by, req.approved_usd) == ("approved", eve, 800.0)
+    assert store.audit()[-1].actor == eve

@@ -113,3 +113,51 @@ def test_approvers_file_errors_name_the_line() -> None:
                                  "  y: {max_usd: 1, members: [b], next: x}\n", "a.yaml")
     with pytest.raises(ConfigError, match=r"a.yaml:2: groups.x.members.0.slack: Value error, a Slack user id"):
         Approvers.from_yaml_text("groups:\n  x: {max_usd: 1, members: [{slack: bob}]}\n", "a.yaml")
+
+
+UG = Approvers.from_yaml_text("""
+slack_usergroups:
+  S0FINOPS: [U0ANN, U0BOB, U0CAT]
+  S0BIGFIN: [U0CAT]
+groups:
+  finops:
+    max_usd: 1000
+    members:
+      - {slack: S0FINOPS, name: finops-team}
+      - {slack: S0BIGFIN, max_usd: 20000}
+      - {slack: U0BOB, name: bob, max_usd: 100}
+""")
+
+
+@pytest.mark.parametrize(("user", "limit"), [
+    ("U0ANN", 1000.0),    # via S0FINOPS: the group's limit
+    ("U0BOB", 100.0),     # his own entry wins over his user group's
+    ("bob", 100.0),
+    ("U0CAT", 20000.0),   # in two user groups: the higher limit
+    ("U0DAN", None),      # in none
+    ("finops-team", None),  # a user group's name is not a user
+])
+def test_slack_user_groups_map_to_limits(user: str, limit: float | None) -> None:
+    assert UG.limit(user, "finops") == limit
+    r = req(group="finops", amount_usd=900.0)
+    if limit is None:
+        with pytest.raises(Refused, match=f"{user} is not a member of approver group finops"):
+            approve(r, user, UG, T)
+    elif limit < 900:
+        with pytest.raises(Refused, match=f"{user} may approve at most {limit:g} USD in finops"):
+            approve(r, user, UG, T)
+    else:
+        assert approve(r, user, UG, T).after.decided_by == user
+
+
+def test_user_group_config_errors_name_the_line() -> None:
+    with pytest.raises(ConfigError, match=r"^a.yaml:2: groups.x.members.0.slack: user group S0NOPE has no members "
+                                          r"under slack_usergroups"):
+        Approvers.from_yaml_text("groups:\n  x: {max_usd: 1, members: [S0NOPE]}\n", "a.yaml")
+    with pytest.raises(ConfigError, match=r"^a.yaml:1: slack_usergroups: Value error, S0X: 'bob' is not a Slack "
+                                          r"user id"):
+        Approvers.from_yaml_text("slack_usergroups: {S0X: [bob]}\ngroups:\n  x: {max_usd: 1, members: [S0X]}\n",
+                                 "a.yaml")
+    with pytest.raises(ConfigError, match=r"is not a Slack user-group id"):
+        Approvers.from_yaml_text("slack_usergroups: {G0X: [U0A]}\ngroups:\n  x: {max_usd: 1, members: [a]}\n",
+                                 "a.yaml")
