@@ -4,7 +4,8 @@ Drawn from a :class:`~guardrails.spend_series.SpendSeries` with matplotlib's obj
 canvas (no pyplot, no global figure state: safe in a worker thread): the observed cumulative
 spend (solid), the stretch the tracker no longer holds (dotted, from 0 at the period start), the
 forecast to the period's end (dashed) in its interval (shaded), the cap (and the cap with
-grants, when higher), "now" and the projected exhaustion. Returns PNG bytes (800 x 450 px).
+grants, when higher), "now" and the projected exhaustion. Returns PNG bytes (800 x 450 px). A forecast
+far above the cap is cut at :data:`MAX_FORECAST_SCALE` x the cap and its end value written instead.
 
 Event-supplied text (the budget id) is shown literally: matplotlib's ``$...$`` maths is escaped.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import io
 import struct
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
@@ -33,9 +34,12 @@ from matplotlib.ticker import FuncFormatter
 
 from guardrails.spend_series import SpendSeries
 
-__all__ = ["COLORS", "PNG_SIGNATURE", "budget_figure", "png_dimensions", "render_budget_chart", "x_of"]
+__all__ = ["COLORS", "MAX_FORECAST_SCALE", "PNG_SIGNATURE", "budget_figure", "png_dimensions", "render_budget_chart",
+           "x_of", "y_top"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The y axis shows the forecast up to this many times the cap (or the spend, if higher); above, it is cut.
+MAX_FORECAST_SCALE = 2.5
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.5, 100
 #: Line colours (RGB hex); the chart test looks for them in the pixels.
 COLORS = {"observed": "#1f5fbf", "forecast": "#e07b00", "cap": "#c62828", "granted": "#8e24aa",
@@ -49,6 +53,24 @@ def _text(s: object) -> str:
 
 def _usd(x: float, _pos: object = None) -> str:
     return rf"\${x:,.0f}" if abs(x) >= 100 else rf"\${x:,.2f}"
+
+
+def _when_format(s: SpendSeries) -> str:
+    """Times on the chart: the hour in a period of a day or less, the date and hour in a longer one."""
+    return "%H:%M" if s.period_end - s.period_start <= timedelta(days=1) else "%b %d %H:%M"
+
+
+def y_top(s: SpendSeries) -> tuple[float, bool]:
+    """The highest value the y axis must show, and whether the forecast goes past it (and is cut).
+
+    The cap, the cap with grants and the spend are always shown; the forecast and its band up to
+    :data:`MAX_FORECAST_SCALE` times the largest of those: a spike extrapolated to the period's end
+    (``$140,000`` forecast against a ``$100`` cap) would otherwise squash everything else onto the axis.
+    """
+    base = max([s.cap_usd, s.effective_cap_usd or 0.0, *s.observed_usd, 1.0])
+    full = max([base, *s.forecast_high, *s.forecast_usd])
+    limit = base * MAX_FORECAST_SCALE
+    return (limit, True) if full > limit else (full, False)
 
 
 def budget_figure(s: SpendSeries, title: str | None = None) -> Figure:
@@ -74,9 +96,15 @@ def budget_figure(s: SpendSeries, title: str | None = None) -> Figure:
     ax.axvline(s.now, color=COLORS["now"], linewidth=0.8, linestyle=":")
     if s.exhausted_at is not None and s.period_start <= s.exhausted_at <= s.period_end:
         ax.axvline(s.exhausted_at, color=COLORS["cap"], linewidth=0.8, linestyle="--")
-        ax.annotate(f"exhausted {s.exhausted_at:%H:%M}", xy=(date2num(s.exhausted_at), s.cap_usd),
+        ax.annotate(f"exhausted {s.exhausted_at:{_when_format(s)}}", xy=(date2num(s.exhausted_at), s.cap_usd),
                     xytext=(4, 6), textcoords="offset points", fontsize=8, color=COLORS["cap"])
-    top = max([s.cap_usd, s.effective_cap_usd or 0.0, *s.observed_usd, *s.forecast_high, 1.0])
+    top, clipped = y_top(s)
+    if clipped:  # a runaway forecast would flatten the cap and the spend: cut it, say where it ends
+        end = s.forecast_usd[-1]
+        ax.annotate(f"forecast {_usd(end)} at the period's end (off the chart)", xy=(1.0, 1.0),
+                    xycoords="axes fraction", xytext=(-6, -14), textcoords="offset points", ha="right",
+                    fontsize=8, color=COLORS["forecast"], gid="forecast_end", zorder=5,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.9, "pad": 1.5})
     ax.set_ylim(0, top * 1.12)
     ax.set_xlim(date2num(s.period_start), date2num(s.period_end))
     locator = AutoDateLocator()

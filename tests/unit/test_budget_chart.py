@@ -101,3 +101,42 @@ def test_series_shapes_are_checked() -> None:
     with pytest.raises(ValueError, match="same"):
         SpendSeries(budget_id="b", period_start=DAY, period_end=DAY + timedelta(days=1), now=NOON, cap_usd=1,
                     observed_t=[NOON], observed_usd=[1.0, 2.0], observed_from=NOON)
+
+
+def burst_tracker() -> BurnTracker:
+    """10 requests of $23.40 at 14:03 on a $100 day budget: $234 spent, and a mean-rate forecast that carries
+    $234 a minute to midnight (~$140,000): far above anything else on the chart."""
+    tr = BurnTracker.from_spec(BudgetSpec("shop", 100.0, "day", [], (1.0,), ()))
+    for i in range(10):
+        tr.observe(DAY.replace(hour=14, minute=3) + timedelta(milliseconds=100 * i), 23.4)
+    return tr
+
+
+def test_a_runaway_forecast_is_cut_so_the_cap_and_the_spend_stay_readable() -> None:
+    s = series_from_tracker(burst_tracker())
+    assert s.spent_usd == pytest.approx(234.0) and s.forecast_usd[-1] > 100_000
+    fig = budget_figure(s)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] == pytest.approx(234.0 * 2.5 * 1.12)  # the spend x 2.5, plus the margin
+    [note] = [t for t in ax.texts if t.get_gid() == "forecast_end"]
+    assert note.get_text() == rf"forecast \${s.forecast_usd[-1]:,.0f} at the period's end (off the chart)"
+    img = Image.open(io.BytesIO(render_budget_chart(s)))
+    bottom = 450 - ax.transData.transform((0.0, 0.0))[1]
+    top = 450 - ax.transData.transform((0.0, ax.get_ylim()[1]))[1]
+    px = img.convert("RGB").load()
+    red_rows = {y for y in range(450) for x in range(100, 700, 50)
+                if all(abs(a - b) <= 40 for a, b in zip(px[x, y], rgb(COLORS["cap"])))}
+    assert red_rows, "no cap line"
+    cap_height = (bottom - max(red_rows)) / (bottom - top)  # the cap's height as a share of the plot
+    assert 0.12 < cap_height < 0.2, cap_height  # $100 of $655: 15 % up (it was at the axis: 0.07 % up)
+
+
+def test_the_exhaustion_time_has_its_date_in_a_month_budget() -> None:
+    tr = BurnTracker.from_spec(BudgetSpec("m", 4000.0, "month", DEFAULT_RULES, (0.8, 1.0), ()))
+    for m in range(600):
+        tr.observe(DAY.replace(hour=2) + timedelta(minutes=m), 7.0)
+    s = series_from_tracker(tr)
+    labels = [t.get_text() for t in budget_figure(s).axes[0].texts if t.get_text().startswith("exhausted")]
+    assert labels == [f"exhausted {s.exhausted_at:%b %d %H:%M}"] and labels[0].startswith("exhausted Nov 2")
+    day = [t.get_text() for t in budget_figure(series_from_tracker(hand_worked_tracker())).axes[0].texts]
+    assert "exhausted 17:20" in day
