@@ -5,13 +5,15 @@
 - ``incident_commands``: acknowledge / snooze / resolve from Slack buttons or the CLI, idempotent by
   a dedupe key (a replayed callback adds nothing); the stream applies each and marks it applied.
 
-Tables live in :data:`IncidentBase` ``.metadata``.
+Tables live in :data:`IncidentBase` ``.metadata``; migration 0004 creates them (the store waits for
+them: :func:`sinks.migrations.wait_for_tables`).
 
 >>> from datetime import datetime, timezone
 >>> from detectors.incidents.silence import Acknowledge
 >>> from schemas.incident import IncidentRecord
 >>> t = datetime(2026, 11, 20, 14, tzinfo=timezone.utc)
->>> store = IncidentStore("sqlite://")
+>>> from sinks.migrations import upgrade
+>>> store = IncidentStore("sqlite://"); _ = upgrade(store.engine)
 >>> rec = IncidentRecord(id="inc-1", status="firing", title="x", subject_key="budget=org", metric="spend",
 ...     score=1.0, observed=2.0, baseline=1.0, expected_low=0.0, expected_high=1.0, started_at=t, updated_at=t, rev=3)
 >>> store.save(rec), store.save(rec.model_copy(update={"rev": 2, "status": "resolved"})), store.get("inc-1").status
@@ -29,13 +31,14 @@ import hashlib
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import JSON, DateTime, Integer, String, select, update
+from sqlalchemy import JSON, DateTime, Engine, Integer, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from detectors.incidents.silence import Acknowledge, Command, Resolve, Snooze
 from schemas.incident import IncidentRecord
-from sinks.database import create_tables, make_engine
+from sinks.database import make_engine
+from sinks.migrations import SCHEMA_WAIT_S, wait_for_tables
 
 OPEN_STATES = ("pending", "firing")
 
@@ -92,19 +95,23 @@ def command_kind(cmd: Command) -> str:
 
 
 class IncidentStore:
-    """Thread-safe; call from a thread, not the event loop."""
+    """Thread-safe; call from a thread, not the event loop. ``url``: a database URL, or an engine to share
+    (the caller disposes of it)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str | Engine, schema_wait: float = SCHEMA_WAIT_S) -> None:
+        self._own_engine = not isinstance(url, Engine)
+        self.engine = make_engine(url) if isinstance(url, str) else url
+        self.schema_wait = schema_wait
         self._schema_ready = False
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            create_tables(self.engine, IncidentBase.metadata)
+            wait_for_tables(self.engine, list(IncidentBase.metadata.tables), self.schema_wait)
             self._schema_ready = True
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._own_engine:
+            self.engine.dispose()
 
     def save(self, rec: IncidentRecord) -> bool:
         """Insert or update to ``rec``; False if the stored revision is as new or newer."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from sinks.guardrail_tables import GuardrailBase
-from sinks.store import Base
+from sinks.migrations import metadata
 
-target_metadata = [Base.metadata, GuardrailBase.metadata]
+target_metadata = metadata()
 
 
 def run_online() -> None:

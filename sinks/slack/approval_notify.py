@@ -24,7 +24,8 @@ Keys make every row idempotent: a redelivered decision, a restarted worker or th
 >>> req = ApprovalRequest(approval_id="ap-1", overrun_id="ov-1", budget_id="b", rule="big", group="fin",
 ...     amount_usd=800.0, created_at=t, deadline=t + timedelta(hours=4), deadline_s=14400, period_start=t,
 ...     period_end=t + timedelta(days=1))
->>> n = ApprovalNotifier(SlackOutbox("sqlite://"), store, ap)
+>>> box = SlackOutbox("sqlite://"); _ = upgrade(box.engine)
+>>> n = ApprovalNotifier(box, store, ap)
 >>> n.request(req, b"png"), n.request(req, b"png")
 (['ap-1:post', 'ap-1:upload:chart'], [])
 >>> [(i.kind, i.channel) for i in n.outbox.items("ap-1")]

@@ -11,7 +11,8 @@ the command and updates the message through the outbox.
 >>> import json, time
 >>> from urllib.parse import urlencode
 >>> from slack_sdk.signature import Clock, SignatureVerifier
->>> inbox = SlackInteractions("s3cret", "sqlite://")
+>>> from sinks.migrations import upgrade
+>>> inbox = SlackInteractions("s3cret", "sqlite://"); _ = upgrade(inbox.engine)
 >>> body = urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1", "username": "ann"},
 ...     "actions": [{"action_id": "incident_ack", "value": "inc-1", "action_ts": "1.5"}]})}).encode()
 >>> ts = str(int(time.time()))
@@ -41,7 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from detectors.incidents.silence import Acknowledge, Command, Resolve, Snooze
-from sinks.database import create_tables, make_engine
+from sinks.database import make_engine
+from sinks.migrations import SCHEMA_WAIT_S, wait_for_tables
 from sinks.incident_store import IncidentStore
 from sinks.slack.blocks import ACK, ACTIONS, RESOLVE
 
@@ -145,7 +147,7 @@ class SlackInteractions:
     """Verify and record callbacks; queue their commands in the incident store."""
 
     def __init__(self, signing_secret: str, database_url: str, clock: Callable[[], float] = time.time,
-                 handlers: Sequence[Any] = ()) -> None:
+                 handlers: Sequence[Any] = (), schema_wait: float = SCHEMA_WAIT_S) -> None:
         self.clock = clock
         #: Other families' callbacks, asked first: ``parse(body)`` -> a callback with ``dedupe_key``,
         #: ``subject_id``, ``action``, ``user_id`` (None: not theirs); ``apply(callback, now)`` -> (status, body).
@@ -153,12 +155,15 @@ class SlackInteractions:
         self.handlers = list(handlers)
         self.verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
         self.engine = make_engine(database_url)
-        self.incidents = IncidentStore(database_url)
+        self.incidents = IncidentStore(self.engine, schema_wait)  # one engine (and pool) for both
+        self.schema_wait = schema_wait
         self._schema_ready = False
 
     def _ready(self) -> None:
+        """Wait for the tables (migration 0004; the worker upgrades at start). Only reads the schema, so
+        callbacks handled at once in several threads no longer race to create tables."""
         if not self._schema_ready:
-            create_tables(self.engine, InteractionsBase.metadata)
+            wait_for_tables(self.engine, list(InteractionsBase.metadata.tables), self.schema_wait)
             self._schema_ready = True
 
     def close(self) -> None:

@@ -7,9 +7,11 @@ never send the same row; a claim older than the lease (a worker died mid-call) i
 over. The first post of an incident records the message's channel id and ``ts`` in
 ``slack_threads``; updates and thread replies wait for it.
 
-Tables ``slack_outbox`` and ``slack_threads`` live in :data:`OutboxBase` ``.metadata``.
+Tables ``slack_outbox`` and ``slack_threads`` live in :data:`OutboxBase` ``.metadata``; migration
+0004 creates them (the outbox waits for them: :func:`sinks.migrations.wait_for_tables`).
 
->>> box = SlackOutbox("sqlite://")
+>>> from sinks.migrations import upgrade
+>>> box = SlackOutbox("sqlite://"); _ = upgrade(box.engine)
 >>> box.enqueue("inc-1:post", "inc-1", "post", "#oncall", {"text": "hi"}), box.enqueue("inc-1:post", "inc-1",
 ...     "post", "#oncall", {"text": "hi"})
 (True, False)
@@ -32,7 +34,8 @@ from sqlalchemy import JSON, DateTime, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sinks.database import create_tables, make_engine
+from sinks.database import make_engine
+from sinks.migrations import SCHEMA_WAIT_S, wait_for_tables
 
 KINDS = ("post", "update", "reply", "upload")  # upload: a file into the thread (sinks.slack.uploads)
 
@@ -100,13 +103,14 @@ def _item(r: OutboxRow) -> OutboxItem:
 class SlackOutbox:
     """The outbox rows in one database (thread-safe; call from a thread, not the event loop)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema_wait: float = SCHEMA_WAIT_S) -> None:
         self.engine = make_engine(url)
+        self.schema_wait = schema_wait
         self._schema_ready = False
 
     def _ready(self) -> None:
         if not self._schema_ready:
-            create_tables(self.engine, OutboxBase.metadata)
+            wait_for_tables(self.engine, list(OutboxBase.metadata.tables), self.schema_wait)
             self._schema_ready = True
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from detectors.incidents.summary import where_label
 from schemas.incident import IncidentRecord
 from schemas.text import safe_terminal
 from sinks.incident_store import IncidentStore, command_kind
+from sinks.migrations import upgrade
 from streams.settings import Settings
 
 STATES = ("open", "pending", "firing", "resolved", "all")
@@ -54,8 +55,18 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _open_store() -> IncidentStore:
+    """The store at BURNGUARD_DATABASE_URL, upgraded to the newest schema (as the guardrail commands do)."""
+    url = Settings().database_url
+    upgrade(url)
+    return IncidentStore(url, schema_wait=0)
+
+
 def run_list(args: argparse.Namespace) -> int:
-    store = IncidentStore(Settings().database_url)
+    try:
+        store = _open_store()
+    except SQLAlchemyError as err:
+        return _fail(f"cannot read incidents from the database ({type(err).__name__}); check BURNGUARD_DATABASE_URL")
     try:
         recs = store.incidents(state=None if args.state == "all" else args.state, limit=args.limit)
         rows = [(r, store.pending_for(r.id)) for r in recs]
@@ -77,7 +88,10 @@ def _queue(args: argparse.Namespace, make: type) -> int:
             return _fail(str(err))
     else:
         cmd = make(args.id, by=user, at=now)
-    store = IncidentStore(Settings().database_url)
+    try:
+        store = _open_store()
+    except SQLAlchemyError as err:
+        return _fail(f"cannot reach the database ({type(err).__name__}); check BURNGUARD_DATABASE_URL")
     try:
         rec = store.get(args.id)
         if rec is None:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from slack_sdk.signature import SignatureVerifier
 
 from sinks.incident_store import IncidentStore
+from sinks.migrations import upgrade
 from sinks.slack.delivery import SlackDelivery, make_client
 from sinks.slack.interactions import SlackInteractions
 from sinks.slack.notify import IncidentSink
@@ -29,6 +30,7 @@ SECRET = "test-signing-secret"
 
 def test_demo_spike_is_one_message_acknowledged_and_resolved_in_place(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'b.db'}"
+    upgrade(url)
     store, outbox = IncidentStore(url), SlackOutbox(url)
     routing = load_routing_text('default_channel: "#burnguard"\nroutes:\n  - {team: ads, channel: "#ads-oncall"}\n')
     sink = IncidentSink(store, outbox, routing, runbook_url="https://runbooks.example/ai-spend")

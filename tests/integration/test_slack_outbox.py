@@ -6,18 +6,16 @@ import threading
 from collections import Counter
 
 import pytest
-import sqlalchemy as sa
 
 from sinks.slack.delivery import SlackDelivery, make_client
-from sinks.slack.outbox import OutboxBase, SlackOutbox
+from sinks.migrations import upgrade
+from sinks.slack.outbox import SlackOutbox
 from tests.support.slack_emulator import SlackEmulator
 
 
 @pytest.fixture
 def outbox_url(database_url: str) -> str:
-    engine = sa.create_engine(database_url)
-    OutboxBase.metadata.drop_all(engine)
-    engine.dispose()
+    upgrade(database_url)  # the schema is Alembic's (migration 0004)
     return database_url
 
 

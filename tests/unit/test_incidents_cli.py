@@ -9,6 +9,7 @@ import pytest
 from detectors.incidents.silence import Acknowledge, Resolve, Snooze
 from schemas.incident import IncidentRecord
 from sinks.incident_store import IncidentStore
+from sinks.migrations import upgrade
 from streams.cli import main
 
 T = datetime(2026, 11, 20, 14, tzinfo=timezone.utc)
@@ -19,6 +20,7 @@ def db(tmp_path, monkeypatch) -> str:
     url = f"sqlite:///{tmp_path / 'i.db'}"
     monkeypatch.setenv("BURNGUARD_DATABASE_URL", url)
     monkeypatch.setenv("COLUMNS", "250")  # rich wraps table cells to the terminal width
+    upgrade(url)
     store = IncidentStore(url)
     for i, status in enumerate(("firing", "resolved")):
         store.save(IncidentRecord(id=f"inc-{i}", status=status, title=f"spend 5.0x normal on [bold]team{i}[/]",

@@ -10,6 +10,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from detectors.incidents.silence import Acknowledge, Resolve, Snooze
+from sinks.migrations import upgrade
 from sinks.slack.interactions import SlackInteractions
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -33,7 +34,9 @@ def signed(body: bytes, at: float = NOW, secret: str = SECRET) -> dict[str, str]
 
 @pytest.fixture
 def inbox(tmp_path) -> SlackInteractions:
-    box = SlackInteractions(SECRET, f"sqlite:///{tmp_path / 's.db'}", clock=lambda: NOW)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    upgrade(url)
+    box = SlackInteractions(SECRET, url, clock=lambda: NOW)
     yield box
     box.close()
 
