@@ -18,12 +18,13 @@ notification computed again after a crash enqueues nothing new.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from detectors.incidents.dispatch import Notification
 from detectors.incidents.summary import to_record
-from schemas.incident import EvidenceAlert, IncidentRecord
+from schemas.incident import BudgetState, EvidenceAlert, IncidentRecord
 from sinks.incident_store import IncidentStore
 from sinks.slack.blocks import incident_message, thread_reply
 from sinks.slack.outbox import SlackOutbox
@@ -52,17 +53,25 @@ def outbox_rows(kind: str, rec: IncidentRecord, new: Sequence[EvidenceAlert],
     return rows
 
 
+#: The budget an incident's subject eats into and its state, from its key and start (sinks.incident_budget).
+BudgetLookup = Callable[[str, datetime], BudgetState | None]
+
+
 class IncidentSink:
     """Store every notification's record; with Slack configured, enqueue its calls (blocking: use a thread)."""
 
     def __init__(self, store: IncidentStore, outbox: SlackOutbox | None = None, routing: Routing | None = None,
-                 runbook_url: str | None = None, subject_share: float = 0.5) -> None:
+                 runbook_url: str | None = None, subject_share: float = 0.5,
+                 budgets: BudgetLookup | None = None) -> None:
         self.store, self.outbox, self.routing = store, outbox, routing or Routing()
-        self.runbook_url, self.subject_share = runbook_url, subject_share
+        self.runbook_url, self.subject_share, self.budgets = runbook_url, subject_share, budgets
         self._warned = False
 
     def record(self, note: Notification) -> IncidentRecord:
-        return to_record(note.incident, now=note.at, runbook_url=self.runbook_url, share=self.subject_share)
+        rec = to_record(note.incident, now=note.at, runbook_url=self.runbook_url, share=self.subject_share)
+        if self.budgets is None:
+            return rec
+        return rec.model_copy(update={"budget": self.budgets(rec.subject_key, rec.started_at)})
 
     def publish(self, note: Notification) -> IncidentRecord:
         rec = self.record(note)

@@ -29,7 +29,10 @@ import orjson
 
 from detectors.incidents.dispatch import Dispatcher, GroupingConfig, Notification
 from detectors.incidents.state import IncidentBook
+from guardrails.budget_book import BudgetBook
 from schemas.alert import Alert
+from sinks.budget_store import BudgetStore
+from sinks.incident_budget import IncidentBudgets
 from sinks.incident_store import IncidentStore
 from sinks.retry import until_stored
 from sinks.slack.delivery import SlackDelivery, make_client
@@ -121,12 +124,14 @@ class Incidents:
 
 
 def make_sink(s: Settings) -> IncidentSink:
-    """The incident store, and with a Slack token the outbox and routing (a bad routing file fails here)."""
+    """The incident store and the budgets' snapshots, and with a Slack token the outbox and routing (a bad
+    routing file fails here)."""
     store = IncidentStore(s.database_url)
+    budgets = IncidentBudgets(BudgetBook.load(s.budgets), BudgetStore(s.database_url))
     if s.slack_token is None:
-        return IncidentSink(store, runbook_url=s.runbook_url)
+        return IncidentSink(store, runbook_url=s.runbook_url, budgets=budgets)
     routing = load_routing(s.slack_routing, s.slack_default_channel)
-    return IncidentSink(store, SlackOutbox(s.database_url), routing, runbook_url=s.runbook_url)
+    return IncidentSink(store, SlackOutbox(s.database_url), routing, runbook_url=s.runbook_url, budgets=budgets)
 
 
 @app.agent(alerts_topic)
