@@ -29,6 +29,8 @@ from that bound is new again). Feed it the parent's per-child spend of each clos
 [('customer=leaked', 'resolved', 6)]
 >>> p.observe(t0 + timedelta(minutes=130), dict(siblings, **{"customer=new": 0.3}))  # a normal newcomer
 []
+>>> q = SiblingPrior.from_state(p.to_state()); (q.mean, q.var, q.learned, q.ages) == (p.mean, p.var, p.learned, p.ages)
+True
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import NormalDist
+
+from detectors.statecheck import NUM, fields, mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +147,32 @@ class SiblingPrior:
                     : len(self.ages) - self.max_children]:
                 del self.ages[child]
         return out
+
+    # -- table state (streams.state.codec) ---------------------------------------------------
+    STATE_TAG = "sibling_prior"
+    STATE_VERSION = 1
+    _CONFIG = {"alpha": NUM, "warmup": int, "threshold": NUM, "min_ratio": NUM, "quiet_buckets": int,
+               "min_learned": int, "max_children": int}
+
+    def to_state(self) -> dict[str, object]:
+        return {**{k: getattr(self, k) for k in self._CONFIG}, "mean": self.mean, "var": self.var,
+                "learned": self.learned, "ages": dict(self.ages),
+                "flagged": {c: [float(st), int(q)] for c, (st, q) in self.flagged.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> "SiblingPrior":
+        fields(state, {**cls._CONFIG, "mean": NUM, "var": NUM, "learned": int, "ages": dict, "flagged": dict})
+        p = cls.__new__(cls)
+        for k in cls._CONFIG:
+            setattr(p, k, state[k])
+        p.mean, p.var, p.learned = float(state["mean"]), float(state["var"]), state["learned"]  # type: ignore[arg-type]
+        p.ages = mapping(state["ages"], "ages", str, int)
+        flagged = mapping(state["flagged"], "flagged", str, list)
+        p.flagged = {}
+        for child, v in flagged.items():
+            if len(v) != 2 or type(v[0]) not in NUM or type(v[1]) is not int:
+                raise ValueError(f"field 'flagged' of {child!r} is not [started_at, quiet buckets]")
+            p.flagged[child] = (float(v[0]), v[1])
+        if p.learned < 0 or p.var < 0 or not math.isfinite(p.mean) or len(p.ages) > 4 * p.max_children + 16:
+            raise ValueError("sibling prior state out of range")
+        return p

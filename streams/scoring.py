@@ -1,7 +1,13 @@
 """Score one closed bucket on every configured metric: the detect agent and offline replay share this.
 
 Each series' state carries the ``seq`` of the last bucket batch it learnt from, so a batch
-delivered twice teaches no baseline twice (root-cause baselines included).
+delivered twice teaches no baseline twice (root-cause baselines and sibling priors included).
+
+A roll-up bucket at the finest configured roll-up level (default: a team) also feeds its
+children's spend to a :class:`~detectors.sibling_prior.SiblingPrior` (state ``key#siblings``):
+a child never seen before whose spend is far above what its established siblings spend alerts
+at once on its own full key (metric ``spend``, detector ``sibling_prior``), without waiting for
+its own monitor's warm-up.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> scorer, state = BucketScorer(Settings(_env_file=None, detector="ew_zscore")), {}
@@ -19,21 +25,59 @@ delivered twice teaches no baseline twice (root-cause baselines included).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.child_baselines import ChildBaselines
+from detectors.incidents.grouping import with_child
 from detectors.monitor import SeriesMonitor
 from detectors.registry import make_detector
+from detectors.sibling_prior import NewChildSpend, SiblingPrior
 from schemas.alert import Alert, Contributor
 from schemas.bucket import Bucket
 from streams.settings import Settings
+from streams.state.codec import register, state_type
 from streams.state.values import ChildrenState, SeriesState
+
+register(SiblingPrior)
+#: Children a sibling prior tracks per roll-up (as many as the root-cause baselines keep).
+PRIOR_MAX_CHILDREN = 200
+ROLLED_UP = "*"
+
+
+@state_type("siblings", 1)
+@dataclass(slots=True)
+class SiblingsState:
+    """A roll-up key's sibling prior (cold start), and the last bucket applied (batch seq, start)."""
+
+    seq: int
+    at: float
+    prior: SiblingPrior
+
+
+def prior_alert(bucket: Bucket, e: NewChildSpend) -> Alert:
+    """A sibling prior's transition as an alert on the child's full key (spend per bucket)."""
+    return Alert(series_key=with_child(bucket.key, e.child), metric="spend", detector="sibling_prior",
+                 score=min(e.score, 1.0), observed=e.spend, baseline=e.baseline, expected_low=e.low,
+                 expected_high=e.high, window_start=bucket.start, window_end=bucket.end, started_at=e.started_at,
+                 status=e.status,  # type: ignore[arg-type]
+                 severity="critical" if e.score >= 0.999999 else "warning")
+
+
+def _pinned(key: str) -> int:
+    return sum(1 for part in key.split("|") if "=" in part and part.split("=", 1)[1] != ROLLED_UP)
 
 
 class BucketScorer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: roll-ups whose children get a sibling prior: the finest configured level (e.g. team), whose
+        #: children are siblings under one parent; coarser levels would flag the same child again
+        self.prior_level = max((len(set(level)) for level in settings.rollups), default=0)
+
+    def new_prior(self) -> SiblingPrior:
+        return SiblingPrior(max_children=PRIOR_MAX_CHILDREN)
 
     def new_monitor(self) -> SeriesMonitor:
         s = self.settings
@@ -71,16 +115,34 @@ class BucketScorer:
             self._root_cause(bucket, seq, alerts, load, save)
         return alerts
 
+    def _siblings(self, bucket: Bucket, seq: int, children: Mapping[str, float], load: Callable[[str], Any],
+                  save: Callable[[str, Any], None]) -> list[Alert]:
+        """The roll-up's sibling prior on this bucket's children: alerts for new children far above their
+        siblings (firing once, resolved when quiet); only at the finest roll-up level."""
+        if _pinned(bucket.key) != self.prior_level:
+            return []
+        series = f"{bucket.key}#siblings"
+        state: SiblingsState | None = load(series)
+        at = bucket.start.timestamp()
+        if state is not None and (state.seq, state.at) >= (seq, at):
+            return []
+        prior = state.prior if state is not None else self.new_prior()
+        out = [prior_alert(bucket, e) for e in prior.observe(bucket.start, children)]
+        save(series, SiblingsState(seq, at, prior))
+        return out
+
     def _root_cause(self, bucket: Bucket, seq: int, alerts: list[Alert], load: Callable[[str], Any],
                     save: Callable[[str, Any], None]) -> None:
-        """Name a roll-up alert's top children by $ impact against their own baselines, then learn."""
+        """Name a roll-up alert's top children by $ impact against their own baselines, then learn (and
+        let the roll-up's sibling prior, next to its child baselines, score its new children)."""
         series = f"{bucket.key}#children"
         state: ChildrenState | None = load(series)
         at = bucket.start.timestamp()
         if state is not None and (state.seq, state.at) >= (seq, at):
             return
         baselines = state.baselines if state is not None else ChildBaselines()
-        firing = [a for a in alerts if a.status == "firing"]
+        alerts += self._siblings(bucket, seq, bucket.children, load, save)
+        firing = [a for a in alerts if a.status == "firing" and a.series_key == bucket.key]
         if firing:
             top = [Contributor(key=c.key, impact_usd=c.impact, observed=c.observed, baseline=c.baseline)
                    for c in baselines.contributors(bucket.children, k=self.settings.root_cause_top)]
