@@ -69,7 +69,7 @@ def reason_class(reason: str) -> str:
         return "internal"
     if " more rejected events in this message" in r:
         return "summary"
-    if " in the future" in r and ": timestamp " in r:
+    if "timestamp" in r and " in the future" in r:
         return "future_timestamp"
     if r.startswith("event must be") or r.partition(": ")[0] in FORMATS:
         return "invalid_event"  # not an object, or "<format>: <field>: <problem>" from validation
