@@ -40,16 +40,23 @@ from typing import TYPE_CHECKING
 from guardrails.budget_book import BudgetBook, BudgetSpec
 from guardrails.burn_tracker import BurnEvent
 from schemas.alert import Alert, Contributor
+from schemas.cost import KEY_FIELDS, AllocationKey
+from schemas.events import UNKNOWN
 from schemas.overrun import BurnRateInfo, Overrun
 
 if TYPE_CHECKING:
     from guardrails.forecast import Forecast
 
-__all__ = ["ANOMALY_METRICS", "alert_impact_usd_per_s", "make_overrun_id", "overrun_amounts", "overrun_from_alert",
-           "overrun_from_burn_event", "overruns_from_alert", "overruns_from_burn_events"]
+__all__ = ["ANOMALY_METRICS", "OVERRUN_METRIC", "alert_impact_usd_per_s", "budgets_spoken_for", "make_overrun_id",
+           "overrun_amounts", "overrun_from_alert", "overrun_from_burn_event", "overruns_from_alert",
+           "overruns_from_burn_events"]
 
 #: Alert metrics whose incidents cost money on the key (the others, e.g. tokens per request, are evidence).
 ANOMALY_METRICS = frozenset({"spend", "cost_per_inference"})
+#: The metric whose alerts the stream turns into overruns (one incident raises alerts on several metrics;
+#: spend is the one that is money on the budget).
+OVERRUN_METRIC = "spend"
+ROLLED_UP = "*"
 
 
 def make_overrun_id(budget_id: str, rule: str, period_start: datetime, started_at: datetime) -> str:
@@ -227,3 +234,39 @@ def overruns_from_alert(alert: Alert, book: BudgetBook,
         if ov is not None:
             out.append(ov)
     return out
+
+
+def budgets_spoken_for(series_key: str, book: BudgetBook, levels: Sequence[Sequence[str]]) -> list[BudgetSpec]:
+    """The budgets an alert on ``series_key`` speaks for: those covering the key for which no coarser
+    configured roll-up of it (``levels``, e.g. ``[["team", "environment"], ["environment"]]``) is covered too.
+
+    One spike alerts on its leaf key and on every roll-up level above it. A roll-up's series carries the
+    same spend plus the rest of what it sums, so for each budget the *highest-level* key the budget covers
+    is the one whose alert is the budget's anomaly: a leaf alert speaks for a feature budget, the team
+    roll-up for the team budget, the org roll-up for the org budget, and the spike raises one overrun per
+    budget, not one per level. A key that is not an allocation key (a budget's, a GPU's) speaks for none.
+
+    >>> book = BudgetBook.from_yaml_text("budgets: [{id: org, cap_usd: 1000}, "
+    ...     "{id: ads, parent: org, scope: {team: ads}, cap_usd: 100}, "
+    ...     "{id: copygen, parent: ads, scope: {team: ads, feature: copygen}, cap_usd: 50}]")
+    >>> levels = [["team", "environment"], ["environment"]]
+    >>> leaf = "team=ads|feature=copygen|customer=internal|model=gpt-4o|environment=production"
+    >>> [b.id for b in budgets_spoken_for(leaf, book, levels)]
+    ['copygen']
+    >>> team = "team=ads|feature=*|customer=*|model=*|environment=production"
+    >>> [b.id for b in budgets_spoken_for(team, book, levels)]
+    ['ads']
+    >>> [b.id for b in budgets_spoken_for(team.replace("team=ads", "team=*"), book, levels)]
+    ['org']
+    >>> budgets_spoken_for("budget=ads", book, levels)
+    []
+    """
+    parts = dict(p.split("=", 1) for p in series_key.split("|") if "=" in p)
+    if set(parts) != set(KEY_FIELDS):
+        return []
+    key = AllocationKey.parse(series_key)
+    values = tuple(getattr(key, f) for f in KEY_FIELDS)
+    concrete = {f for f in KEY_FIELDS if parts[f] != ROLLED_UP}  # a tag's own "*" is escaped, never rolled up
+    coarser = [tuple(v if f in level else ROLLED_UP for f, v in zip(KEY_FIELDS, values)) + (UNKNOWN,)
+               for level in map(set, levels) if level < concrete]
+    return [spec for spec in book.matching(series_key) if not any(spec.matches(c) for c in coarser)]

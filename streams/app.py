@@ -11,6 +11,7 @@ from streams import web  # noqa: F401
 from streams.agents import aggregate, budgets, detect, gpu, guardrails, normalize, store  # noqa: F401
 from streams.agents import incidents  # noqa: F401  - alerts grouped into incidents, Slack delivery and buttons
 from streams.agents import approvals_slack  # noqa: F401  - finance approvals in Slack (after guardrails)
+from streams.agents import anomalies  # noqa: F401  - spend anomalies with a $ impact -> overruns on their budgets
 from streams.agents.normalize import load_budgets, load_normalizer
 from streams.topology import app
 
