@@ -7,7 +7,11 @@ consumer has not caught up with the partition's end), and when each producer las
 those into :class:`Punctuation` messages for every ``costs`` and ``budget.spend`` partition, so a
 key's buckets close on the clocks of its own producers, and only close early (a producer gone
 quiet) once nothing from that partition is waiting. A stall, a paused broker or a slow rebalance
-leaves a backlog, so it idles nothing.
+leaves a backlog, so it idles nothing. "Nothing waiting" must hold on two readings in a row, and the
+producer must have been quiet since the first of them: everything the partition held at the first
+reading has then been processed (a broker that reports an end offset short by its last batch, as the
+embedded one does, or a reading taken just as the consumer resumes, cannot idle a producer whose
+records sit in that batch).
 
 >>> p = SourceProgress(idle_after=120.0)
 >>> p.assigned("usage.llm/0", wall=100_000.0)
@@ -67,10 +71,11 @@ class Punctuation(BaseModel):
 
 
 class _Partition:
-    __slots__ = ("assigned_at", "offset", "producers", "idle")
+    __slots__ = ("assigned_at", "offset", "producers", "idle", "caught_up_at")
 
     def __init__(self, wall: float) -> None:
         self.assigned_at = wall
+        self.caught_up_at: float | None = None  # wall time of the last reading, if it found nothing waiting
         self.offset = -1  # newest offset processed here
         self.producers: dict[str, list[float]] = {}  # clock -> [newest event time, wall time of its last record]
         self.idle: set[str] = set()
@@ -121,14 +126,16 @@ class SourceProgress:
             if part is None:
                 continue
             caught_up = part.offset + 1 >= end
+            before, part.caught_up_at = part.caught_up_at, (wall if caught_up else None)
+            settled = caught_up and before is not None  # nothing waiting at this reading and the one before
             clocks: dict[str, list[float | bool]] = {}
             for clock, (newest, last) in part.producers.items():
-                idle = caught_up and wall - last >= self.idle_after
+                idle = settled and last < before and wall - last >= self.idle_after  # type: ignore[operator]
                 if idle and clock not in part.idle:
                     part.idle.add(clock)
                     scan = True  # a clock went idle: its keys' buckets may close now
                 clocks[clock] = [newest, idle]
-            parts[source] = PartitionClocks(idle_ok=caught_up and wall - part.assigned_at >= self.idle_after,
+            parts[source] = PartitionClocks(idle_ok=settled and wall - part.assigned_at >= self.idle_after,
                                             clocks=clocks)
         if scan:
             self._last_scan = wall

@@ -156,7 +156,27 @@ def test_a_stall_flushes_nothing_while_records_are_waiting() -> None:
     assert stalled.reading("usage.llm/0:gw") == (T0 - 5, False)
     assert not stalled.parts["usage.llm/0"].idle_ok
     caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 600)
-    assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, True)
+    assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, False)  # nothing waiting, but only on one reading
+    settled = p.punctuation({"usage.llm/0": 11}, wall=T0 + 602)
+    assert settled.reading("usage.llm/0:gw") == (T0 - 5, True)
+
+
+def test_a_producer_whose_records_sit_in_an_unreported_batch_is_not_idled() -> None:
+    """The embedded broker reports a partition's end as its last batch's base offset + 1: a reading
+    taken while that batch is being processed looks caught up. A producer whose records are in that
+    batch must not be judged idle on it; the next reading, after the batch was processed, sees them."""
+    p = SourceProgress(idle_after=3.0)
+    p.assigned("usage.llm/0", wall=T0)
+    p.processed("usage.llm/0", 0, "usage.llm/0:late", T0 - 3600, wall=T0)
+    p.processed("usage.llm/0", 1, "usage.llm/0:eu", T0 - 5, wall=T0 + 10)  # first record of the last batch
+    first = p.punctuation({"usage.llm/0": 2}, wall=T0 + 10.5)  # "end 2": the batch really ends at 4
+    assert first.reading("usage.llm/0:late") == (T0 - 3600, False)
+    p.processed("usage.llm/0", 2, "usage.llm/0:late", T0 - 3590, wall=T0 + 11)  # the rest of the batch
+    p.processed("usage.llm/0", 3, "usage.llm/0:late", T0 - 3580, wall=T0 + 11)
+    second = p.punctuation({"usage.llm/0": 4}, wall=T0 + 12)
+    assert second.reading("usage.llm/0:late") == (T0 - 3580, False)
+    quiet = p.punctuation({"usage.llm/0": 4}, wall=T0 + 15)
+    assert quiet.reading("usage.llm/0:late") == (T0 - 3580, True)
 
 
 def test_undecodable_state_is_quarantined_and_never_reset() -> None:
