@@ -112,3 +112,22 @@ def test_lag_is_the_end_offset_minus_the_groups_committed_offset_and_changelogs_
     # 120 - 100; never committed: from the earliest offset, 40 - 5; caught up: 0
     assert lags == {("usage.llm", 0): 20, ("usage.llm", 1): 35, ("costs", 2): 0}
     assert admin.asked == [("burnguard", [("costs", 2), ("usage.llm", 0), ("usage.llm", 1)])]
+
+
+def test_docs_operations_describes_every_metric_and_its_alert_rules_use_real_ones() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    m = Metrics()
+    families = {f.name for f in m.registry.collect()}
+    described = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.M))
+    wire = {n.removeprefix("burnguard_") + ("_total" if f.type == "counter" else "")
+            for f in m.registry.collect() for n in [f.name]}
+    assert wire <= described, f"metrics missing from docs/operations.md: {sorted(wire - described)}"
+    rules = yaml.safe_load(doc.split("```yaml\n", 1)[1].split("```", 1)[0])
+    used = {n for r in rules["groups"][0]["rules"] for n in re.findall(r"burnguard_[a-z_]+", r["expr"])}
+    exposed = {f"burnguard_{w}" for w in wire}
+    assert used and used <= exposed and len(families) == len(wire)
