@@ -109,7 +109,7 @@ def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path)
             def caught_up() -> dict | None:
                 m = scrape(port)
                 lag = m.get("burnguard_consumer_lag", {})
-                usage_lag = {k: v for k, v in lag.items() if dict(k)["topic"].startswith("usage.")}
+                usage_lag = {k: v for k, v in lag.items() if dict(k)["topic"] in USAGE_TOPICS.values()}
                 done = (m.get("burnguard_usage_messages_total", {}).get((("source", "llm"),)) == len(sent)
                         and sum(m.get("burnguard_dead_letters_total", {}).values()) >= 5
                         and usage_lag and not any(usage_lag.values()))
@@ -124,7 +124,7 @@ def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path)
     assert m["burnguard_events_rejected_total"][()] == sum(EXPECTED_DEAD_LETTERS.values())
     assert m["burnguard_ingest_delay_seconds_count"][()] == len(sent)
     # one lag series per usage partition the worker consumes (one worker: all 3 topics x 4 partitions)
-    usage_lag = {k for k in m["burnguard_consumer_lag"] if dict(k)["topic"].startswith("usage.")}
+    usage_lag = {k for k in m["burnguard_consumer_lag"] if dict(k)["topic"] in USAGE_TOPICS.values()}
     assert len(usage_lag) == 3 * 4
     assert m["burnguard_ready"][()] == 1
     assert m["burnguard_live_keys"][()] >= 0 and "burnguard_table_keys" in m
