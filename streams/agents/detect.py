@@ -15,7 +15,7 @@ import faust
 from schemas.alert import Alert
 from schemas.bucket import load_batch
 from streams.agents.guard import guarded, retrying
-from streams.scoring import BucketScorer
+from streams.scoring import BucketScorer, SiblingsState
 from streams.state.tables import TypedTable
 from streams.state.values import ChildrenState, SeriesState
 from streams.topology import alerts_topic, app, buckets_topic, monitors_raw, settings
@@ -27,19 +27,24 @@ async def send_alert(alert: Alert) -> None:
     await retrying(lambda: alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode()))
 
 
+#: What each kind of series in table monitors holds: ``key#metric`` a SeriesState, the roll-up root-cause
+#: baselines ``key#children`` a ChildrenState, the roll-up cold-start prior ``key#siblings`` a SiblingsState.
+KINDS: dict[str, type] = {"children": ChildrenState, "siblings": SiblingsState}
+
+
 class Detect:
     def __init__(self, monitors: MutableMapping[str, bytes], scorer: BucketScorer, send: SendAlert) -> None:
         self.series = TypedTable(monitors, "monitors", SeriesState)
-        self.children = TypedTable(monitors, "monitors", ChildrenState)
+        self.kinds = {kind: TypedTable(monitors, "monitors", cls) for kind, cls in KINDS.items()}
         self.scorer, self.send = scorer, send
 
     def _table(self, series: str) -> TypedTable[Any]:
-        return self.children if series.endswith("#children") else self.series
+        return self.kinds.get(series.rsplit("#", 1)[-1], self.series)
 
     async def handle(self, value: bytes) -> None:
         batch = load_batch(value)
         if batch.forget:
-            for series in [f"{batch.key}#{m}" for m in self.scorer.settings.metrics] + [f"{batch.key}#children"]:
+            for series in [f"{batch.key}#{m}" for m in (*self.scorer.settings.metrics, *KINDS)]:
                 self.series.delete(series)
             return
         touched: dict[str, Any] = {}  # each series' state is loaded and saved once per message

@@ -1,0 +1,41 @@
+"""detect keeps every kind of series a roll-up has in table monitors, each under its own type: ``key#metric``
+(SeriesState), ``key#children`` (root-cause baselines) and ``key#siblings`` (the cold-start prior). Regression:
+``#siblings`` was read as a SeriesState, so every team roll-up's state was quarantined and its batches
+dead-lettered from the second bucket on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from schemas.bucket import Bucket, dump_batch
+from streams.agents.detect import Detect
+from streams.scoring import BucketScorer, SiblingsState
+from streams.settings import Settings
+from streams.state.codec import decode
+from streams.state.values import ChildrenState, SeriesState
+
+TEAM = "team=ads|feature=*|customer=*|model=*|environment=production"
+T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+
+
+def test_a_rollup_is_scored_bucket_after_bucket_with_each_state_under_its_type_and_forgotten_whole() -> None:
+    table: dict[str, bytes] = {}
+    sent = []
+
+    async def send(alert) -> None:
+        sent.append(alert)
+
+    detect = Detect(table, BucketScorer(Settings(_env_file=None, detector="ew_zscore")), send)
+    children = {f"feature=f{i}|customer=internal|model=gpt-4o": 0.1 * (1 + i % 3) for i in range(6)}
+    for m in range(40):
+        b = Bucket(key=TEAM, start=T0 + timedelta(minutes=m), seconds=60, spend_usd=sum(children.values()),
+                   requests=60, children=children)
+        asyncio.run(detect.handle(dump_batch(TEAM, m, [b])))  # raised StateQuarantined from the 2nd bucket on
+    assert isinstance(decode(table[f"{TEAM}#spend"]), SeriesState)
+    assert isinstance(decode(table[f"{TEAM}#children"]), ChildrenState)
+    assert isinstance(decode(table[f"{TEAM}#siblings"]), SiblingsState)
+    assert sent == []  # a steady roll-up raises nothing
+
+    asyncio.run(detect.handle(dump_batch(TEAM, 40, [], forget=True)))
+    assert not [k for k in table if k.startswith(TEAM)]
