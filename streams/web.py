@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from streams.agents import incidents
 from streams.agents.guard import quarantine
@@ -128,7 +128,7 @@ scrape = Scrape()
 async def prometheus_metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
     """The worker's metrics in the Prometheus text format."""
     await scrape.refresh()
-    return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 @app.on_before_shutdown.connect
