@@ -11,7 +11,7 @@ Data flow::
         expiry) gets its outcome in Slack (chat.update + a thread note), once: outbox keys
     POST /slack/interactions -> SlackInteractions (signature, record, replay) -> ApprovalInteractions:
         Approve / Deny open the modal; its submission decides with GuardrailStore.approve/deny (the CLI's
-        path); the decision reaches guardrail.decisions with guardrail_deadlines' next publish
+        path); the decision reaches guardrail.decisions with the guardrails module's next publish (~1 s)
 
 Delivery is the incidents module's ``slack_delivery`` timer (one outbox for every Slack call). Without
 ``BURNGUARD_SLACK_TOKEN`` nothing here talks to Slack: requests stay in the store and the CLI.

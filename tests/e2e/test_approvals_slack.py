@@ -6,7 +6,9 @@ shop-leads, whose channel is #shop-approvals. Expected: one request message ther
 and the budget chart (a PNG, 800 x 450) in its thread; a forged callback -> 401; kim (limit $1) submits
 an approval -> an ephemeral refusal, nothing changes; lee presses Approve -> the modal opens; lee submits
 -> approved once (the grant on ``guardrail.decisions``, decided by lee's Slack id; an audit record), and
-the message is updated with the outcome; the same submission again changes nothing.
+the message is updated with the outcome; the same submission again changes nothing. A typo in the amount
+is an inline error in the modal (response_action: errors). The grant reaches ``guardrail.decisions``
+within 3 s of the click (the publisher's 1 s tick), and each decision is on the topic once.
 """
 
 from __future__ import annotations
@@ -81,13 +83,17 @@ def until(what: str, fn: Callable[[], T_ | None], worker: WorkerProcess, timeout
 
 
 def post(port: int, body: bytes, headers: dict[str, str]) -> int:
+    return answer(port, body, headers)[0]
+
+
+def answer(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/slack/interactions", data=body, headers=headers,
                                  method="POST")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status
+            return resp.status, resp.read()
     except urllib.error.HTTPError as err:
-        return err.code
+        return err.code, b""
 
 
 def burst(n: int, usd: float, minute: datetime) -> list[dict[str, Any]]:
@@ -162,8 +168,16 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                 assert post(port, press, signed(press, secret=SECRET)) == 200
                 [opened] = slack.calls_of("views.open")
                 assert opened.params["view"]["callback_id"] == "approval_decide"
+                # a typo in the amount: the modal says so under the field, nothing changes
+                typo = submit(approval_id, LEE, amount="2O0", reason="launch week", channel=CHANNEL,
+                              message_ts=msg["ts"], view_id="VLEE")
+                status, text = answer(port, typo, signed(typo, secret=SECRET))
+                assert (status, json.loads(text)) == (200, {"response_action": "errors", "errors": {
+                    "approval_amount": "The amount must be a number of USD, not '2O0'."}})
+                assert store.approval(approval_id).state == "pending" and len(store.audit()) == audit0
                 ok = submit(approval_id, LEE, reason="launch week", channel=CHANNEL, message_ts=msg["ts"],
                             view_id="VLEE")
+                decided = time.monotonic()
                 assert post(port, ok, signed(ok, secret=SECRET)) == 200
                 assert post(port, ok, signed(ok, secret=SECRET)) == 200  # the same callback again
                 done = store.approval(approval_id)
@@ -175,6 +189,8 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                     return hits[0] if hits else None
 
                 g = until("the grant on guardrail.decisions", grant, worker, 40)
+                latency = time.monotonic() - decided
+                assert latency < 3.0, f"the grant took {latency:.1f} s to reach guardrail.decisions"
                 assert (g.amount_usd, g.decided_by, g.step, g.budget_id) == (req.amount_usd, LEE, 1,
                                                                              "shop-production")
                 events_after = [(r.event, r.actor) for r in store.audit()[audit0:]]
@@ -189,7 +205,9 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                 outcome = request()["blocks"][-1]["text"]["text"]
                 assert outcome.startswith(f":white_check_mark: *Approved* ${req.amount_usd:,.2f} by <@{LEE}>")
                 assert len([c for c in slack.calls_of("chat.update") if c.status == 200]) == 1
-                assert [d.action for d in seen if d.overrun_id == req.overrun_id].count("grant") == 1
+                seen.extend(Decision.model_validate_json(v) for v in decisions.poll(timeout_ms=500))
+                ours = [d for d in seen if d.overrun_id == req.overrun_id]
+                assert sorted(d.action for d in ours) == ["escalated", "grant"]  # each once on the topic
                 store.close()
             finally:
                 decisions.close()
