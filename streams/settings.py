@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     app_id: str = Field("burnguard", description="Faust app id = consumer group")
     partitions: int = Field(4, ge=1, description="partitions of the topics burnguard creates")
     web_port: int = Field(6066, ge=1, le=65535, description="Faust web server port (health, Slack callbacks)")
+    table_store: Literal["memory://", "rocksdb://"] = Field(
+        "memory://", description="where the worker keeps its tables: memory:// (in the process, rebuilt from the "
+                                 "changelogs at start) or rocksdb:// (on disk under data_dir, via rocksdict: state "
+                                 "may exceed RAM and a restart reads only the changelog written since)")
+    data_dir: str = Field("burnguard-data", description="Faust's data directory (RocksDB tables under "
+                                                        "DATA_DIR/v1/tables); relative to the working directory")
     bucket_seconds: int = Field(60, ge=1, description="event-time bucket width")
     allowed_lateness_seconds: int = Field(60, ge=0, description="how long a bucket waits for late events")
     idle_flush_seconds: float = Field(

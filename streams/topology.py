@@ -35,10 +35,10 @@ settings = Settings()
 app = faust.App(
     settings.app_id,
     broker=settings.broker or "kafka://127.0.0.1:9092",
-    store="memory://",
+    store=settings.table_store,
     topic_partitions=settings.partitions,
     web_port=settings.web_port,
-    datadir="burnguard-data",
+    datadir=settings.data_dir,
     broker_session_timeout=10,
     broker_credentials=settings.faust_broker_credentials(),  # SASL/TLS for a secured cluster, else None
     value_serializer="raw",
