@@ -116,6 +116,8 @@ def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path)
                 return m if done else None
 
             m = wait_until(worker, "every message read, dead-lettered and committed", caught_up)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
 
     events = {(dict(k)["source"], dict(k)["format"]): v for k, v in m["burnguard_events_in_total"].items()}
     assert events == EXPECTED_EVENTS
