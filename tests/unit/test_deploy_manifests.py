@@ -107,6 +107,7 @@ def test_every_secret_and_configmap_referenced_exists() -> None:
         assert v["name"] in mounts
         if "configMap" in v:
             assert ("ConfigMap", v["configMap"]["name"]) in RES
+    assert mounts["data"] == SETTINGS_MAP["BURNGUARD_DATA_DIR"]  # Faust's tables are written under a volume
 
 
 def test_the_configmaps_budgets_policy_and_approvers_load_with_the_workers_loaders(tmp_path) -> None:
