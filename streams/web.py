@@ -1,6 +1,6 @@
 """The worker's web views: ``GET /health`` (alive, and what this worker holds), ``GET /ready`` (partitions
-assigned, table recovery done), ``GET /metrics`` (Prometheus) and ``POST /slack/interactions`` (Slack buttons;
-importing it registers the incidents agents). Meaning of each: ``docs/operations.md``."""
+assigned, table recovery done), ``GET /metrics`` (Prometheus) and ``POST /slack/interactions`` (Slack buttons
+and modals). Meaning of each: ``docs/operations.md``."""
 
 from __future__ import annotations
 
@@ -142,4 +142,6 @@ class SlackInteractionsView(faust.web.View):
 
     async def post(self, request: faust.web.Request) -> faust.web.Response:
         status, text = await slack_interaction(await request.read(), dict(request.headers))
-        return self.text(text, status=status)
+        # a modal's answer (``{"response_action": "errors", ...}``) must reach Slack as JSON; the rest is text
+        content_type = "application/json" if text.startswith("{") else None
+        return self.text(text, status=status, content_type=content_type)
