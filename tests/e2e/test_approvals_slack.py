@@ -91,7 +91,10 @@ def answer(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]
                                  method="POST")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read()
+            text = resp.read()
+            if text.startswith(b"{"):  # Slack reads a modal's response_action only from a JSON answer
+                assert resp.headers.get_content_type() == "application/json", resp.headers["Content-Type"]
+            return resp.status, text
     except urllib.error.HTTPError as err:
         return err.code, b""
 
