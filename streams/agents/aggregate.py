@@ -12,6 +12,13 @@ saved; a crash between the two re-emits the same batch under the same ``seq`` (t
 only on the key's state and the messages, which are read again in the same order). Each key applies a
 ``costs`` message once, by its offset (:meth:`KeyWindows.first_time`): a recovered state can be ahead of
 the committed offset, and messages it already holds must not be applied to it a second time.
+
+States are kept decoded between messages (:class:`Aggregate` caches each key's ``KeyWindows`` with the
+bytes it stands for) and saved in batches: the agent takes up to ``SAVE_EVERY_MESSAGES`` messages (or
+what arrived within ``SAVE_WITHIN_SECONDS``), applies them one by one (each key's state is encoded once per
+message, so a failed message never leaves a half-applied state), then writes each changed key once and
+only then acks the batch. Faust flushes the producer before it commits offsets, so a committed offset
+never runs ahead of the saved state; a crash inside a batch re-reads it and re-emits the same batches.
 """
 
 from __future__ import annotations
@@ -33,25 +40,89 @@ from streams.state.clocks import Punctuation
 from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.windows import KeyWindows
 from streams.topology import app, buckets_topic, costs_topic, open_buckets, settings
+from streams.state.codec import encode
 
 log = logging.getLogger("burnguard")
 
 SendBatch = Callable[[str, bytes], Awaitable[Any]]
 #: What to do with one key of a ``__keys__`` message that failed: (key, its one-key message, the error).
 RejectKey = Callable[[str, bytes, Exception], Awaitable[None]]
+#: The agent saves changed states (one write per key) and acks after this many costs messages ...
+SAVE_EVERY_MESSAGES = 500
+#: ... or what arrived within this many seconds (also bounds how long a rebalance waits for the acks).
+SAVE_WITHIN_SECONDS = 1.0
+#: Decoded states kept between messages (the oldest decoded is dropped first; it is decoded again if needed).
+MAX_LIVE = 200_000
 
 
 class Aggregate:
-    def __init__(self, windows: TypedTable[KeyWindows], send: SendBatch, s: Settings) -> None:
-        self.windows, self.send, self.settings = windows, send, s
+    """The per-message work of the aggregate agent. With ``autosave`` (tests, offline use) each message's
+    states are written to the table before :meth:`handle` returns; the agent passes ``autosave=False``
+    and calls :meth:`save` once per batch of messages."""
+
+    def __init__(self, windows: TypedTable[KeyWindows], send: SendBatch, s: Settings, autosave: bool = True) -> None:
+        self.windows, self.send, self.settings, self.autosave = windows, send, s, autosave
         # worker-local index: the partition of each key seen (a scan decodes only its own partition's keys;
         # a key recovered from the changelog and never seen yet is decoded once to learn it)
         self.partition_of: dict[str, int] = {}
+        # decoded states, each with the bytes it was read from or encoded to (the table's, or unsaved): used
+        # while those bytes are still the key's (a rebalance's recovery replaces them: decoded again)
+        self.live: dict[str, tuple[bytes | None, KeyWindows]] = {}
+        # per partition, the encoded states (None: deleted) applied but not yet written to the table
+        self.unsaved: dict[int, dict[str, bytes | None]] = {}
+
+    def _current(self, key: str, partition: int) -> bytes | None:
+        pending = self.unsaved.get(partition)
+        if pending is not None and key in pending:
+            return pending[key]
+        return self.windows.raw.get(key)
+
+    def _get(self, key: str, partition: int) -> KeyWindows | None:
+        data = self._current(key, partition)
+        hit = self.live.get(key)
+        if hit is not None and hit[0] is data:
+            return hit[1]
+        kw = self.windows.decode(key, data)  # raises StateQuarantined for bytes it cannot use
+        if kw is not None:
+            self._keep(key, data, kw)
+        return kw
+
+    def _keep(self, key: str, data: bytes | None, kw: KeyWindows) -> None:
+        live = self.live
+        if key not in live and len(live) >= MAX_LIVE:
+            del live[next(iter(live))]
+        live[key] = (data, kw)
+
+    def _stage(self, key: str, kw: KeyWindows, partition: int) -> None:
+        data = encode(kw)
+        self.unsaved.setdefault(partition, {})[key] = data
+        self._keep(key, data, kw)
+
+    def _stage_delete(self, key: str, partition: int) -> None:
+        self.unsaved.setdefault(partition, {})[key] = None
+        self.live.pop(key, None)
+
+    def save(self) -> int:
+        """Write every state changed since the last save (once per key); returns how many."""
+        n = 0
+        for partition, items in self.unsaved.items():
+            self.windows.save(partition, items)
+            n += len(items)
+        self.unsaved = {}
+        return n
 
     async def handle(self, key: str, value: bytes, partition: int, timestamp: float,
                      reject: RejectKey | None = None, offset: int | None = None) -> None:
         """Apply one ``costs`` message (at ``offset`` of its partition); ``reject`` takes the keys of a
         ``__keys__`` message that fail (without it, the error is raised)."""
+        try:
+            await self._handle(key, value, partition, timestamp, reject, offset)
+        finally:
+            if self.autosave:
+                self.save()
+
+    async def _handle(self, key: str, value: bytes, partition: int, timestamp: float,
+                      reject: RejectKey | None = None, offset: int | None = None) -> None:
         if key == PUNCT:
             await self.punctuate(partition, Punctuation.model_validate_json(value), offset)
             return
@@ -70,52 +141,65 @@ class Aggregate:
 
     async def apply(self, key: str, origin: list[Any], clk: list[Any], records: list[dict[str, Any]],
                     partition: int, timestamp: float, offset: int | None = None) -> None:
-        kw = self.windows.get(key) or KeyWindows(key, self.settings.bucket_seconds, partition)
-        if not kw.first_time(offset):
-            return  # re-read after a crash: this key's state already holds it
-        src, source_offset = origin
-        if already_applied(kw.applied, src, source_offset):
-            return  # normalize ran again after a crash and sent these records once more
-        kw.partition, kw.touched = partition, timestamp
-        self.partition_of[key] = partition
-        for rec in records:
-            kw.add(rec)
-        clock, newest = clk
-        kw.see_clock(clock, float(newest))
-        await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
-        self.windows.put(key, kw)
+        kw = self._get(key, partition) or KeyWindows(key, self.settings.bucket_seconds, partition)
+        try:
+            if not kw.first_time(offset):
+                return  # re-read after a crash: this key's state already holds it
+            src, source_offset = origin
+            if already_applied(kw.applied, src, source_offset):
+                return  # normalize ran again after a crash and sent these records once more
+            kw.partition, kw.touched = partition, timestamp
+            self.partition_of[key] = partition
+            for rec in records:
+                kw.add(rec)
+            clock, newest = clk
+            kw.see_clock(clock, float(newest))
+            await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
+        except BaseException:
+            self.live.pop(key, None)  # half applied: the next message starts again from the saved bytes
+            raise
+        self._stage(key, kw, partition)
 
     async def punctuate(self, partition: int, punct: Punctuation, offset: int | None = None) -> None:
         if not punct.scan:
             return
         lateness = self.settings.allowed_lateness_seconds
-        for n, key in enumerate(self.windows.keys()):
+        unsaved = self.unsaved.get(partition, {})
+        keys = list(self.windows.keys()) + [k for k, v in unsaved.items() if v is not None and k not in self.windows.raw]
+        for n, key in enumerate(keys):
             if n % 500 == 499:
                 await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
             if self.partition_of.get(key, partition) != partition:
                 continue
             try:
-                kw = self.windows.get(key)
+                kw = self._get(key, partition)
             except StateQuarantined as q:
                 await report_quarantine(q, "aggregate")
                 continue
             if kw is not None:
                 self.partition_of[key] = kw.partition
             # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
-            if kw is None or kw.partition != partition or not kw.first_time(offset):
+            if kw is None or kw.partition != partition:
                 continue
-            moved = kw.punctuate(punct.reading)
-            closed = kw.close_due(lateness)
-            if closed:
-                await self._emit(kw, closed)
-                self.windows.put(key, kw)
-            elif kw.expired(punct.wall, self.settings.key_ttl_seconds):
-                kw.emitted += 1
-                await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
-                self.windows.delete(key)
-                self.partition_of.pop(key, None)
-            elif moved:  # a clock went idle (or moved) with nothing to close yet: keep it for the next reading
-                self.windows.put(key, kw)
+            try:
+                if not kw.first_time(offset):
+                    continue
+                moved = kw.punctuate(punct.reading)
+                closed = kw.close_due(lateness)
+                if closed:
+                    await self._emit(kw, closed)
+                elif kw.expired(punct.wall, self.settings.key_ttl_seconds):
+                    kw.emitted += 1
+                    await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
+                    self._stage_delete(key, partition)
+                    self.partition_of.pop(key, None)
+                    continue
+            except BaseException:
+                self.live.pop(key, None)
+                raise
+            if closed or moved:  # a clock that went idle (or moved) must be kept for the next reading
+                self._stage(key, kw, partition)
+            # else only its input offset moved (in the decoded copy): a replay of this punctuation changes nothing
 
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:
@@ -148,5 +232,8 @@ async def aggregate(stream: faust.StreamT) -> None:
         key = event.key.decode() if isinstance(event.key, bytes) else event.key
         await handler.handle(key, event.value, msg.partition, msg.timestamp, reject, msg.offset)
 
-    async for event in stream.events():
-        await guarded("aggregate", event, one)
+    handler.autosave = False
+    async for events in stream.take_events(SAVE_EVERY_MESSAGES, within=SAVE_WITHIN_SECONDS):
+        for event in events:
+            await guarded("aggregate", event, one)
+        handler.save()  # then take_events acks the batch

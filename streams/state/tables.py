@@ -42,7 +42,10 @@ class TypedTable(Generic[T]):
         self.raw, self.name, self.kind = raw, name, kind
 
     def get(self, key: str) -> T | None:
-        data = self.raw.get(key)
+        return self.decode(key, self.raw.get(key))
+
+    def decode(self, key: str, data: bytes | None) -> T | None:
+        """The value ``data`` (bytes of ``key``, from this table or about to be saved to it) holds."""
         if data is None:
             return None
         try:
@@ -56,6 +59,25 @@ class TypedTable(Generic[T]):
 
     def put(self, key: str, value: T) -> None:
         self.raw[key] = encode(value)
+
+    def save(self, partition: int, items: dict[str, bytes | None]) -> None:
+        """Write encoded values (``None``: delete) of keys that live on ``partition``, outside any event: a
+        Faust table gets them in its store and on its changelog partition ``partition`` (the one
+        ``__setitem__`` would pick while processing a message of that partition); a plain mapping as is."""
+        store = getattr(self.raw, "data", None)
+        send = getattr(self.raw, "send_changelog", None)
+        for key, data in items.items():
+            if store is None or send is None:
+                if data is None:
+                    self.raw.pop(key, None)
+                else:
+                    self.raw[key] = data
+            elif data is None:
+                store.pop(key, None)
+                send(partition, key, None, value_serializer="raw")
+            else:
+                store[key] = data
+                send(partition, key, data)
 
     def delete(self, key: str) -> None:
         self.raw.pop(key, None)
