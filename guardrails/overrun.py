@@ -171,7 +171,7 @@ def alert_impact_usd_per_s(alert: Alert) -> float:
 
 
 def overrun_from_alert(alert: Alert, spec: BudgetSpec, *, spend_usd: float = 0.0, forecast_usd: float | None = None,
-                       labels: Mapping[str, str] | None = None) -> Overrun | None:
+                       as_of: datetime | None = None, labels: Mapping[str, str] | None = None) -> Overrun | None:
     """The overrun an anomaly alert with a $ impact raises on a budget covering its key (``None``: it has none).
 
     Only *firing* ``spend`` / ``cost_per_inference`` alerts with a positive $ impact
@@ -179,7 +179,9 @@ def overrun_from_alert(alert: Alert, spec: BudgetSpec, *, spend_usd: float = 0.0
     the budget's period: ``forecast_usd = max(forecast, spend) + impact x time left`` where
     ``spend_usd`` / ``forecast_usd`` are the budget's period-to-date spend and end-of-period
     forecast when the caller knows them (e.g. its latest :class:`~sinks.budget_store.BudgetSnapshot`;
-    unknown: 0 spent and no forecast beyond it). ``overrun_usd`` is that forecast above the cap
+    unknown: 0 spent and no forecast beyond it), and "time left" runs from the alert's bucket end, or from
+    ``as_of`` (the event time those figures were taken at) when that is later: spend up to then is in
+    ``spend_usd`` already, anomaly included, and is not counted twice. ``overrun_usd`` is that forecast above the cap
     (``basis: anomaly``), so a policy can grant "the overrun", or match ``trigger: anomaly`` and
     ``anomaly_score``. The id is stable per (budget, alert incident): a re-sent alert is the same overrun.
 
@@ -196,6 +198,9 @@ def overrun_from_alert(alert: Alert, spec: BudgetSpec, *, spend_usd: float = 0.0
     ('anomaly', 'anomaly.spend', 'anomaly', 0.97, True)
     >>> round(o.forecast_usd, 2), round(o.overrun_usd, 2)    # 34 + $0.08/min for the 594 minutes left
     (81.52, 45.52)
+    >>> later = overrun_from_alert(a, book.get("ads"), spend_usd=40.0, forecast_usd=44.0, as_of=t.replace(hour=15))
+    >>> round(later.forecast_usd, 2)                           # 44 + $0.08/min for the 535 minutes after 15:05
+    86.8
     >>> overrun_from_alert(a.model_copy(update={"status": "resolved"}), book.get("ads")) is None
     True
     """
@@ -205,7 +210,8 @@ def overrun_from_alert(alert: Alert, spec: BudgetSpec, *, spend_usd: float = 0.0
     if rate <= 0:
         return None
     start, end = spec.period_bounds(alert.window_end)
-    left_s = max((end - alert.window_end).total_seconds(), 0.0)
+    since = max(alert.window_end, as_of) if as_of is not None else alert.window_end
+    left_s = max((end - since).total_seconds(), 0.0)
     spend = max(float(spend_usd), 0.0)
     forecast = max(float(forecast_usd) if forecast_usd is not None else spend, spend) + rate * left_s
     usd, pct, _ = overrun_amounts(spec.cap_usd, spend, forecast)

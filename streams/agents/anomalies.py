@@ -26,7 +26,9 @@ Why this shape:
 - *Figures from the budget's state.* The routing step only knows the key; the pricing step runs where the
   budget's tracker lives (co-partitioned, as approvals_slack reads it), so the overrun carries the live
   period-to-date spend and the same statsmodels forecast as the budget's own overruns, never a copy a
-  few seconds old. A quarantined tracker falls back to the budget's stored snapshot
+  few seconds old. When the tracker is ahead of the alert in event time (a replay, a lagging detect), its
+  spend already holds the anomaly's minutes since the alert, so the anomaly is priced from the tracker's
+  clock on, not from the alert's bucket. A quarantined tracker falls back to the budget's stored snapshot
   (:mod:`sinks.budget_store`); a budget with no spend yet this period counts as 0 spent.
 
 Resolved alerts raise nothing (the end of an incident is not a new question). The pure parts
@@ -87,21 +89,24 @@ class AnomalyRouter:
         return targets
 
 
-Figures = tuple[float, float | None]
+#: (period-to-date spend, end-of-period forecast, the event time they are as of)
+Figures = tuple[float, float | None, datetime | None]
+NOTHING_YET: Figures = (0.0, None, None)
 
 
 def tracker_figures(tracker: BurnTracker, period_start: datetime) -> Figures | None:
-    """(period-to-date spend, statsmodels end-of-period forecast) if the tracker is in that period."""
+    """The tracker's spend and statsmodels forecast, as of its clock, if it is in that period."""
     if tracker.period_start != period_start:
         return None
     forecast, _ = tracker.forecast()
-    return tracker.period_spent_usd, forecast.expected_total
+    return tracker.period_spent_usd, forecast.expected_total, tracker.now
 
 
 def snapshot_figures(snap: BudgetSnapshot | None, period_start: datetime) -> Figures | None:
+    """A stored snapshot's figures (its time is wall time, not event time: priced from the alert on)."""
     if snap is None or snap.period_start != period_start:
         return None
-    return snap.spend_usd, snap.forecast_usd
+    return snap.spend_usd, snap.forecast_usd, None
 
 
 class AnomalyOverruns:
@@ -116,10 +121,10 @@ class AnomalyOverruns:
         try:
             state = self.trackers.get(spec.id)
         except StateQuarantined:  # the budgets agent reports (dead-letters) it; here only the figures are missing
-            return snapshot_figures(await self.snapshot(spec.id), period_start) or (0.0, None)
+            return snapshot_figures(await self.snapshot(spec.id), period_start) or NOTHING_YET
         if state is None:
-            return 0.0, None  # no spend routed to the budget yet
-        return tracker_figures(state.tracker, period_start) or (0.0, None)
+            return NOTHING_YET  # no spend routed to the budget yet
+        return tracker_figures(state.tracker, period_start) or NOTHING_YET
 
     async def handle(self, budget_id: str, value: bytes) -> Overrun | None:
         alert = Alert.model_validate_json(value)
@@ -129,8 +134,8 @@ class AnomalyOverruns:
                         safe_terminal(budget_id))
             return None
         start, _ = spec.period_bounds(alert.window_end)
-        spend, forecast = await self.figures(spec, start)
-        ov = overrun_from_alert(alert, spec, spend_usd=spend, forecast_usd=forecast)
+        spend, forecast, as_of = await self.figures(spec, start)
+        ov = overrun_from_alert(alert, spec, spend_usd=spend, forecast_usd=forecast, as_of=as_of)
         if ov is not None:
             await self.send(spec.id, ov.model_dump_json().encode())
         return ov

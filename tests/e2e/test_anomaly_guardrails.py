@@ -150,11 +150,12 @@ def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str,
                     assert day.start + timedelta(minutes=150) <= a.started_at <= day.start + timedelta(minutes=155)
                     # its spend so far is the budget's, from its tracker: at most what was published on its scope
                     assert 0.0 < ov.spend_usd <= published[budget_id] + 1e-6
-                    # the anomaly priced to the period's end: at least its $ impact for every second left
+                    # the anomaly priced to the period's end: its $ impact for every second left after the
+                    # budget's clock (at most the last published minute's end)
                     impact = sum(c.impact_usd for c in a.contributors if c.impact_usd > 0) if a.contributors \
                         else a.observed - a.baseline
                     rate = impact / (a.window_end - a.window_start).total_seconds()
-                    left = (period[1] - a.window_end).total_seconds()
+                    left = (period[1] - (day.start + timedelta(minutes=200))).total_seconds()
                     assert ov.forecast_usd >= ov.spend_usd + rate * left - 1e-6
                     assert ov.overrun_usd == pytest.approx(ov.forecast_usd - cap, abs=1e-5) and ov.overrun_usd > 0
                 # only these two: cost per inference, tokens and the other levels' alerts raise none

@@ -193,3 +193,15 @@ def test_pricing_uses_the_snapshot_when_the_tracker_is_quarantined_and_nothing_f
     ov = run(w.pricing.handle("ads", alert(TEAM).model_dump_json().encode()))
     assert ov is not None and ov.spend_usd == 0.0 and ov.forecast_usd == pytest.approx(0.4 * MINUTES_LEFT)
     assert run(w.pricing.handle("gone", alert(TEAM).model_dump_json().encode())) is None
+
+
+def test_a_tracker_ahead_of_the_alert_prices_the_anomaly_from_its_own_clock_on() -> None:
+    """Replay or a lagging detect: the tracker's spend already holds the spike's minutes after the alert."""
+    tracker = BurnTracker.from_spec(BOOK.get("ads"))  # type: ignore[arg-type]
+    for m in range(60):  # 17:30 .. 18:29 at $0.50 a minute: $30 spent, clock at 18:30
+        tracker.observe(T - timedelta(minutes=30 - m), 0.5)
+    w = Wiring({"ads": encode(BudgetState(0, tracker))})
+    ov = run(w.pricing.handle("ads", alert(TEAM).model_dump_json().encode()))  # the 18:00 bucket's alert
+    assert ov is not None and ov.spend_usd == pytest.approx(30.0) and ov.at == T.replace(minute=1)
+    f = max(tracker.forecast()[0].expected_total, 30.0)
+    assert ov.forecast_usd == pytest.approx(f + 0.4 * (MINUTES_LEFT - 29))  # 330 minutes after 18:30, not 359
