@@ -3,7 +3,7 @@
 Each usage message becomes, all carrying its origin ``o = [usage topic/partition, offset]``:
 
 - one ``costs`` message per ``costs`` partition its keys (allocation and roll-up keys) hash to, keyed
-  ``__keys__`` and sent to that partition: ``{"o", "clk", "keys": {key: [compact records]}}`` with the
+  ``__keys__`` and sent to that partition: ``{"o", "clk", "keys": {key: [partial sums]}}`` (one per key and bucket: ``PartialSums``) with the
   message's source clock ``clk = [clock, newest event time]`` (split past ``MAX_RECORDS_PER_MESSAGE``; a key
   is in one of them). The partition is the one Kafka's default partitioner gives the key, so a key's state
   stays where per-key messages put it;
@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -33,15 +34,16 @@ from guardrails.budget_book import BudgetBook
 from guardrails.spend_routing import spend_by_budget
 from schemas.allocation import AllocationRules
 from schemas.cardinality import CardinalityLimiter
+from schemas.cost import KEY_FIELDS, CostRecord
 from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
 from streams.gpu import gpu_samples_by_resource, requests_by_model
 from streams.metrics import metrics
-from streams.rollups import keyed_records
+from streams.rollups import rollup_keys
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
 from streams.state.clocks import SourceProgress
-from streams.state.windows import window_record
+from streams.state.windows import PartialSums, window_record
 from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
                               progress, settings, usage_topic)
 
@@ -70,6 +72,12 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+@lru_cache(maxsize=1 << 16)
+def _rollups(values: tuple[str, ...], levels: tuple[tuple[str, ...], ...]) -> list[tuple[str, str]]:
+    """(roll-up key, child) per level for a record with these key field values (cached: few distinct ones)."""
+    return rollup_keys(SimpleNamespace(**dict(zip(KEY_FIELDS, values))), levels)  # type: ignore[arg-type]
+
+
 def load_normalizer(s: Settings = settings) -> Normalizer:
     """Price catalog and allocation rules from settings; a bad file fails here with file, line and field."""
     return Normalizer(PriceCatalog.load(s.price_catalog), AllocationRules.load(s.allocation_rules))
@@ -89,6 +97,7 @@ class Normalize:
         self.normalizer, self.book, self.settings = normalizer, book, s
         self.progress, self.send, self.limiter, self.clock = progress, send, limiter, clock
         self.partitions = partitions  # of the costs topic
+        self.levels = tuple(tuple(level) for level in s.rollups)
 
     async def handle(self, event: Any) -> None:
         msg = event.message
@@ -106,10 +115,7 @@ class Normalize:
         newest = max((r.ts.timestamp() for r in records), default=-math.inf)
         clock_at = self.progress.processed(src, msg.offset, clock, newest, self.clock())
         origin = [src, msg.offset]
-        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for key, rec, child in keyed_records(records, self.settings.rollups):
-            by_key[key].append(window_record(rec, child))
-        await self.send_costs(by_key, {"o": origin, "clk": [clock, clock_at]})
+        await self.send_costs(self.partials(records), {"o": origin, "clk": [clock, clock_at]})
         for budget_id, spend in spend_by_budget(records, self.book).items():
             await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}), None)
         if source == "gpu":
@@ -123,6 +129,17 @@ class Normalize:
         for rej in rejects:
             await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
 
+
+    def partials(self, records: list[CostRecord]) -> dict[str, list[dict[str, Any]]]:
+        """The message's records per key (allocation and roll-up keys), one partial sum per key and bucket."""
+        acc = PartialSums(self.settings.bucket_seconds)
+        levels = self.levels
+        for rec in records:
+            w = window_record(rec)
+            acc.add(rec.allocation_key, w)
+            for key, child in _rollups(tuple(getattr(rec, f) for f in KEY_FIELDS), levels):
+                acc.add(key, w, child)
+        return acc.by_key
 
     async def send_costs(self, by_key: dict[str, list[dict[str, Any]]], head: dict[str, Any]) -> None:
         """One ``costs`` message per partition the keys hash to (split every ``MAX_RECORDS_PER_MESSAGE``)."""

@@ -44,8 +44,8 @@ import numpy as np
 
 from streams.state.registry import by_class, by_tag, register, registered, state_type
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "StateDecodeError", "StateEncodeError", "decode", "encode", "register",
-           "registered", "state_of", "state_type"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "StateDecodeError", "StateEncodeError", "decode", "encode", "plain_state",
+           "register", "registered", "state_of", "state_type"]
 
 PREFIX = b"\xc1\x01"
 _EXT_TUPLE, _EXT_OBJECT, _EXT_NDARRAY, _EXT_ARRAY, _EXT_DATETIME = 1, 2, 3, 4, 5
@@ -88,6 +88,19 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+#: Registered classes whose state is plain data only (dicts with str/int keys, lists, numbers, text, bools):
+#: written by msgspec as it is, without walking it (their ``check`` still runs on decode).
+_PLAIN_STATES: set[type] = set()
+
+
+def plain_state(cls: type) -> type:
+    """Declare that a registered class's ``to_state()`` holds plain data only (no tuples, objects, arrays or
+    datetimes), so :func:`encode` need not walk it: for states written on the hot path (an open window per key
+    per message). A tuple in such a state would come back a list: the class's ``check`` must refuse that."""
+    _PLAIN_STATES.add(cls)
+    return cls
 
 
 def state_of(value: Any) -> tuple[str, int, Any]:
@@ -137,6 +150,8 @@ class _Writer:
         entry = by_class(t)
         if entry is not None:
             state = entry.to_state(v)
+            if t in _PLAIN_STATES:
+                return self.ext(_EXT_OBJECT, [entry.tag, entry.version, state])
             packed = self.pack_dict(state, depth + 1) if type(state) is dict else self.pack(list(state), depth + 1)
             return self.ext(_EXT_OBJECT, [entry.tag, entry.version, packed])
         if t is tuple:
@@ -159,9 +174,14 @@ class _Writer:
         raise StateEncodeError(f"{t.__module__}.{t.__qualname__} is not a registered state type")
 
 
+_WRITERS: dict[int, _Writer] = {}
+
+
 def encode(value: Any, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """The table bytes of ``value`` (raises :class:`StateEncodeError` for what :func:`decode` would refuse)."""
-    w = _Writer(limits.max_depth)
+    w = _WRITERS.get(limits.max_depth)
+    if w is None:
+        w = _WRITERS[limits.max_depth] = _Writer(limits.max_depth)  # holds no state between calls
     try:
         data = PREFIX + w.encoder.encode(w.pack(value, 0))
     except (OverflowError, msgspec.EncodeError) as err:  # an int beyond 64 bits

@@ -41,12 +41,14 @@ from typing import Any
 
 from schemas.bucket import Bucket
 from schemas.cost import CostRecord
+from streams.state.codec import plain_state
 
 #: Sums a bucket keeps, in order; a record carries the non-zero ones by name.
 SUMS: tuple[str, ...] = ("cost_usd", "requests", "input_tokens", "output_tokens", "cache_read_tokens",
                          "cache_write_tokens", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "failed_requests",
                          "cache_hit_requests", "credit_usd")  # credit_usd last: it is not a CostRecord field
 _N = len(SUMS)
+_SUMMED = frozenset(SUMS)
 #: Sums a charge period is spread over pro rata (money and GPU time); counts stay on its first piece.
 _SPREAD = ("cost_usd", "gpu_seconds", "idle_gpu_seconds", "idle_cost_usd", "credit_usd")
 _UNPRICED, _RECORDS = _N, _N + 1
@@ -72,6 +74,51 @@ def window_record(rec: CostRecord, child: str | None = None) -> dict[str, Any]:
     if rec.period_end is not None and rec.period_end > rec.ts:
         d["end"] = rec.period_end.timestamp()
     return d
+
+
+class PartialSums:
+    """The compact records of one message, summed per (key, bucket): one *partial* per key and bucket instead
+    of one record per event (``n`` records; ``kids``: spend per child of a roll-up key; ``unpriced``: requests of
+    unpriced records). A record whose charge period spans buckets (``end``) is kept alone. Applying a key's
+    partials gives the same bucket as applying its records one by one (sums in another order).
+
+    >>> acc = PartialSums(60)
+    >>> acc.add("k", {"ts": 5.0, "cost_usd": 1.0, "requests": 1}, "a")
+    >>> acc.add("k", {"ts": 50.0, "cost_usd": 2.0, "requests": 1, "priced": False}, "a")
+    >>> acc.add("k", {"ts": 65.0, "cost_usd": 4.0, "requests": 1}, "b")
+    >>> acc.by_key["k"]
+    [{'ts': 5.0, 'n': 2, 'cost_usd': 3.0, 'requests': 2, 'kids': {'a': 3.0}, 'unpriced': 1}, \
+{'ts': 65.0, 'n': 1, 'cost_usd': 4.0, 'requests': 1, 'kids': {'b': 4.0}}]
+    """
+
+    __slots__ = ("seconds", "by_key", "_open")
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        self.by_key: dict[str, list[dict[str, Any]]] = {}
+        self._open: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def add(self, key: str, rec: dict[str, Any], child: str | None = None) -> None:
+        """Add one compact record (:func:`window_record` without its child) to ``key``'s partial of its bucket."""
+        if "end" in rec:
+            self.by_key.setdefault(key, []).append(rec if child is None else {**rec, "child": child})
+            return
+        slot = (key, int(rec["ts"] // self.seconds))
+        p = self._open.get(slot)
+        if p is None:
+            p = self._open[slot] = {"ts": rec["ts"], "n": 0}
+            self.by_key.setdefault(key, []).append(p)
+        p["n"] += 1
+        for name, v in rec.items():
+            if name in _SUMMED:
+                p[name] = p.get(name, 0) + v
+        if rec.get("priced") is False:
+            p["unpriced"] = p.get("unpriced", 0) + (rec.get("requests") or 0)
+        if child is not None:
+            kids = p.get("kids")
+            if kids is None:
+                kids = p["kids"] = {}
+            kids[child] = kids.get(child, 0.0) + (rec.get("cost_usd") or 0.0)
 
 
 def spread(rec: dict[str, Any], seconds: int) -> list[dict[str, Any]]:
@@ -107,6 +154,7 @@ def spread(rec: dict[str, Any], seconds: int) -> list[dict[str, Any]]:
     return pieces
 
 
+@plain_state  # written once per key per costs message: encoded without walking it
 class KeyWindows:
     """Open buckets of one key, the source clocks that feed it, and what it already applied."""
 
@@ -163,8 +211,9 @@ class KeyWindows:
         start = int(ts // self.seconds) * self.seconds
         on_time = start + self.seconds > self.closed_until
         sums = self.sums if on_time else self.late_sums
+        n = rec.get("n")  # a partial (PartialSums) of n records; else one record
         if not on_time:
-            self.late += 1
+            self.late += 1 if n is None else n
         row = sums.get(start)
         if row is None:
             row = sums[start] = [0.0] * (_N + 2)
@@ -172,17 +221,28 @@ class KeyWindows:
             v = rec.get(name)
             if v:
                 row[i] += v
+        if n is not None:
+            row[_UNPRICED] += rec.get("unpriced", 0)
+            row[_RECORDS] += n
+            kids = rec.get("kids")
+            if kids and on_time:
+                for child, usd in kids.items():
+                    self._add_child(start, child, usd)
+            return on_time
         if not rec.get("priced", True):
             row[_UNPRICED] += rec.get("requests", 0) or 0
         if not rec.get("cont"):
             row[_RECORDS] += 1
         child = rec.get("child")
         if child is not None and on_time:
-            kids = self.children.setdefault(start, {})
-            if child not in kids and len(kids) >= self.MAX_CHILDREN:
-                child = "other"
-            kids[child] = kids.get(child, 0.0) + (rec.get("cost_usd") or 0.0)
+            self._add_child(start, child, rec.get("cost_usd") or 0.0)
         return on_time
+
+    def _add_child(self, start: int, child: str, usd: float) -> None:
+        kids = self.children.setdefault(start, {})
+        if child not in kids and len(kids) >= self.MAX_CHILDREN:
+            child = "other"
+        kids[child] = kids.get(child, 0.0) + usd
 
     def see_clock(self, clock: str, newest: float, idle: bool = False) -> None:
         """A source clock read: its newest event time (never moves back) and whether it is idle."""

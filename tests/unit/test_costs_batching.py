@@ -65,8 +65,12 @@ def test_one_costs_message_per_partition_each_key_on_its_kafka_partition() -> No
     assert sorted(seen) == sorted(expected_keys)  # each key once
     assert len(costs) == len({p for _, _, p in costs}) <= 4
     by_key = {k: recs for _, doc, _ in costs for k, recs in doc["keys"].items()}
-    assert [r["cost_usd"] for r in by_key["team=*|feature=*|customer=*|model=*|environment=production"]] == [1, 2, 4]
-    assert [r["cost_usd"] for r in by_key["team=ads|feature=*|customer=*|model=*|environment=production"]] == [1, 2]
+    # one partial sum per key and minute (the three events are in one minute)
+    org = by_key["team=*|feature=*|customer=*|model=*|environment=production"]
+    assert [(r["cost_usd"], r["n"], r["requests"], sorted(r["kids"].values())) for r in org] == [(7.0, 3, 3, [1, 2, 4])]
+    ads = by_key["team=ads|feature=*|customer=*|model=*|environment=production"]
+    assert [(r["cost_usd"], r["n"], sorted(r["kids"].values())) for r in ads] == [(3.0, 2, [1, 2])]
+    assert [(r["cost_usd"], r["n"]) for r in by_key[full("web", "chat")]] == [(4.0, 1)]
 
 
 def test_a_large_envelope_is_split_with_whole_keys(monkeypatch) -> None:
