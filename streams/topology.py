@@ -42,6 +42,10 @@ app = faust.App(
     broker_session_timeout=10,
     broker_credentials=settings.faust_broker_credentials(),  # SASL/TLS for a secured cluster, else None
     value_serializer="raw",
+    # batches of table writes (aggregate saves thousands of keys at once) and internal messages: larger
+    # producer batches, gathered for a few ms, instead of 16 KB requests sent at once
+    producer_max_batch_size=512 * 1024,
+    producer_linger=0.005,
 )
 
 

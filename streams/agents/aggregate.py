@@ -53,6 +53,8 @@ SAVE_EVERY_MESSAGES = 500
 SAVE_WITHIN_SECONDS = 1.0
 #: Decoded states kept between messages (the oldest decoded is dropped first; it is decoded again if needed).
 MAX_LIVE = 200_000
+#: Messages Faust's producer buffer may hold before the stream waits for it to drain.
+PRODUCER_BUFFER_MESSAGES = 50_000
 
 
 class Aggregate:
@@ -233,6 +235,9 @@ async def aggregate(stream: faust.StreamT) -> None:
         await handler.handle(key, event.value, msg.partition, msg.timestamp, reject, msg.offset)
 
     handler.autosave = False
+    # a batch's saves are queued at once: let Faust's send buffer hold them instead of stalling the stream
+    # ("producer buffer full") every 100 writes
+    app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, PRODUCER_BUFFER_MESSAGES)
     async for events in stream.take_events(SAVE_EVERY_MESSAGES, within=SAVE_WITHIN_SECONDS):
         for event in events:
             await guarded("aggregate", event, one)
