@@ -129,3 +129,14 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
     assert main(["approvals"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot use the database") and "secret" not in err and err.count("\n") == 1
+
+
+def test_the_shipped_policy_passes_its_shipped_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """guardrails/policy_cases.yaml: one hand-worked case per rule of the shipped policy (at least)."""
+    cases = str(Path(SHIPPED).with_name("policy_cases.yaml"))
+    assert main(["policy", "test", SHIPPED, "--cases", cases]) == 0
+    out = capsys.readouterr().out
+    assert "10 passed, 0 failed" in out
+    rules = {line.split(": ")[-1].split(" -> ")[0] for line in out.replace("\n", " ").split("pass ")[1:]}
+    assert {"sandbox-self-approve", "sandbox-lead-or-stop", "pilot-goal-met", "production-runaway-burn",
+            "engineers-approve-small", "finance-same-day", "finops-review", "default"} <= {r.strip() for r in rules}
