@@ -41,7 +41,8 @@ rules:
 ```
 
 `burnguard policy check FILE` validates a file (every error with file, line and field),
-`burnguard policy test FILE --cases CASES.yaml` runs test cases, and
+`burnguard policy test FILE --cases CASES.yaml` runs test cases (`guardrails/policy_cases.yaml` holds
+hand-worked cases for every rule of the shipped policy: start yours from it), and
 `burnguard policy explain FILE --overrun JSON|@file [--json]` shows which rule decides and why
 each earlier rule did not.
 
