@@ -42,7 +42,7 @@ from streams.gpu import gpu_samples_by_resource, requests_by_model
 from streams.metrics import metrics
 from streams.rollups import rollup_keys
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
-from streams.state.clocks import SourceProgress
+from streams.state.clocks import SourceProgress, reading_interval
 from streams.state.windows import PartialSums, window_record
 from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
                               progress, settings, usage_topic)
@@ -178,7 +178,7 @@ async def normalize(stream: faust.StreamT) -> None:
         await guarded("normalize", event, handler.handle)
 
 
-@app.timer(interval=max(0.5, min(settings.idle_flush_seconds / 2, 5.0)))
+@app.timer(interval=reading_interval(settings.idle_flush_seconds))
 async def punctuate() -> None:
     """Send the clocks of the usage partitions this worker owns to every costs and budget.spend partition."""
     if app.consumer is None:
@@ -198,7 +198,8 @@ async def punctuate() -> None:
     except Exception as err:  # noqa: BLE001 - the broker is unreachable: nothing can be said to be idle
         log.warning("punctuation skipped: end offsets unavailable (%s)", type(err).__name__)
         return
-    punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, now)
+    # the reading's time is when the end offsets came back (a paused broker can hold the request for long)
+    punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, time.time())
     value = punct.model_dump_json().encode()
     for partition in range(settings.partitions):
         await retrying(lambda p=partition: costs_topic.send(key=PUNCT.encode(), value=value, partition=p))

@@ -11,7 +11,10 @@ leaves a backlog, so it idles nothing. "Nothing waiting" must hold on two readin
 producer must have been quiet since the first of them: everything the partition held at the first
 reading has then been processed (a broker that reports an end offset short by its last batch, as the
 embedded one does, or a reading taken just as the consumer resumes, cannot idle a producer whose
-records sit in that batch).
+records sit in that batch). And quiet time only counts while the worker was watching: readings further
+apart than a few intervals (the worker was stopped, or the broker paused and the end-offset request
+waited for it) restart the count, so after a stall or an outage every producer gets the whole idle time
+to deliver what it held back before any of its minutes can close.
 
 >>> p = SourceProgress(idle_after=120.0)
 >>> p.assigned("usage.llm/0", wall=100_000.0)
@@ -20,9 +23,13 @@ records sit in that batch).
 >>> punct = p.punctuation({"usage.llm/0": 5}, wall=100_010.0)       # caught up, gw sent 9 s ago
 >>> punct.parts["usage.llm/0"].clocks, punct.parts["usage.llm/0"].idle_ok
 ({'usage.llm/0:gw': [50000.0, False]}, False)
->>> p.punctuation({"usage.llm/0": 5}, wall=100_200.0).parts["usage.llm/0"].clocks   # quiet for 199 s
+>>> for wall in range(100_015, 100_130, 5):  # a reading every 5 s, nothing new
+...     punct = p.punctuation({"usage.llm/0": 5}, wall=float(wall))
+>>> punct.parts["usage.llm/0"].clocks   # at 100_125: quiet for 115 s of watching
+{'usage.llm/0:gw': [50000.0, False]}
+>>> p.punctuation({"usage.llm/0": 5}, wall=100_130.0).parts["usage.llm/0"].clocks   # 120 s
 {'usage.llm/0:gw': [50000.0, True]}
->>> p.punctuation({"usage.llm/0": 9}, wall=100_200.0).parts["usage.llm/0"].clocks   # 4 records waiting
+>>> p.punctuation({"usage.llm/0": 9}, wall=100_135.0).parts["usage.llm/0"].clocks   # 4 records waiting
 {'usage.llm/0:gw': [50000.0, False]}
 """
 
@@ -36,6 +43,17 @@ from pydantic import BaseModel
 MAX_PRODUCERS = 1024
 #: A sender asks keys to scan for quiet buckets at least this often (seconds of wall time).
 SCAN_EVERY = 30.0
+#: Readings further apart than this many reading intervals do not settle a partition (a stall in between).
+MAX_READING_GAP = 3.0
+
+
+def reading_interval(idle_after: float) -> float:
+    """Seconds between two punctuations (readings) for an idle time of ``idle_after`` seconds.
+
+    >>> reading_interval(120.0), reading_interval(3.0), reading_interval(0.1)
+    (5.0, 1.5, 0.5)
+    """
+    return max(0.5, min(idle_after / 2, 5.0))
 
 
 def source_of(clock: str) -> str:
@@ -86,8 +104,11 @@ class SourceProgress:
 
     def __init__(self, idle_after: float) -> None:
         self.idle_after = idle_after
+        self.max_gap = MAX_READING_GAP * reading_interval(idle_after)
         self._parts: dict[str, _Partition] = {}
         self._last_scan = -math.inf
+        self._last_reading = -math.inf
+        self._watching_since = math.inf  # wall time of the first reading after the last gap
 
     def assigned(self, source: str, wall: float) -> None:
         self._parts.setdefault(source, _Partition(wall))
@@ -118,24 +139,31 @@ class SourceProgress:
         return seen[0]
 
     def punctuation(self, ends: dict[str, int], wall: float) -> Punctuation:
-        """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written)."""
+        """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written,
+        read just before ``wall``)."""
         parts: dict[str, PartitionClocks] = {}
         scan = wall - self._last_scan >= SCAN_EVERY
+        recent = wall - self._last_reading <= self.max_gap  # no stall since the last reading
+        if not recent:
+            self._watching_since = wall
+        self._last_reading = wall
         for source, end in ends.items():
             part = self._parts.get(source)
             if part is None:
                 continue
             caught_up = part.offset + 1 >= end
-            before, part.caught_up_at = part.caught_up_at, (wall if caught_up else None)
+            before, part.caught_up_at = (part.caught_up_at if recent else None), (wall if caught_up else None)
             settled = caught_up and before is not None  # nothing waiting at this reading and the one before
             clocks: dict[str, list[float | bool]] = {}
             for clock, (newest, last) in part.producers.items():
-                idle = settled and last < before and wall - last >= self.idle_after  # type: ignore[operator]
+                quiet_since = max(last, self._watching_since)  # quiet time counts only while watching
+                idle = settled and last < before and wall - quiet_since >= self.idle_after  # type: ignore[operator]
                 if idle and clock not in part.idle:
                     part.idle.add(clock)
                     scan = True  # a clock went idle: its keys' buckets may close now
                 clocks[clock] = [newest, idle]
-            parts[source] = PartitionClocks(idle_ok=settled and wall - part.assigned_at >= self.idle_after,
+            owned_since = max(part.assigned_at, self._watching_since)
+            parts[source] = PartitionClocks(idle_ok=settled and wall - owned_since >= self.idle_after,
                                             clocks=clocks)
         if scan:
             self._last_scan = wall

@@ -148,17 +148,38 @@ def test_a_producer_an_hour_behind_closes_its_minutes_on_its_own_clock() -> None
 
 def test_a_stall_flushes_nothing_while_records_are_waiting() -> None:
     """Defect 5: after a stall of more than the idle time, the flush closed every bucket before the
-    backlog was read. Idle now means: caught up with the partition's end and quiet for the idle time."""
+    backlog was read. Idle now means: caught up with the partition's end (on two readings in a row) and
+    quiet for the idle time while the worker was watching."""
     p = SourceProgress(idle_after=120.0)
     p.assigned("usage.llm/0", wall=T0)
     p.processed("usage.llm/0", 10, "usage.llm/0:gw", T0 - 5, wall=T0)
     stalled = p.punctuation({"usage.llm/0": 500}, wall=T0 + 600)  # 10 minutes later, 489 messages unread
     assert stalled.reading("usage.llm/0:gw") == (T0 - 5, False)
     assert not stalled.parts["usage.llm/0"].idle_ok
-    caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 600)
-    assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, False)  # nothing waiting, but only on one reading
-    settled = p.punctuation({"usage.llm/0": 11}, wall=T0 + 602)
-    assert settled.reading("usage.llm/0:gw") == (T0 - 5, True)
+    caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 605)
+    assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, False)  # quiet for 10 minutes, but unwatched
+    for t in range(610, 720, 5):
+        assert p.punctuation({"usage.llm/0": 11}, wall=T0 + t).reading("usage.llm/0:gw") == (T0 - 5, False)
+    assert p.punctuation({"usage.llm/0": 11}, wall=T0 + 720).reading("usage.llm/0:gw") == (T0 - 5, True)
+
+
+def test_after_a_broker_pause_every_producer_gets_the_idle_time_to_deliver() -> None:
+    """The broker stops answering for 20 s; the end-offset request waits for it and comes back with the
+    old end (the producers' held-back records are not written yet). That reading cannot idle a producer
+    that went quiet just before the pause: quiet time counts only while the worker was watching."""
+    p = SourceProgress(idle_after=3.0)  # readings every 1.5 s
+    p.assigned("usage.llm/0", wall=T0)
+    for i, t in enumerate((0.0, 0.5, 1.0)):
+        p.processed("usage.llm/0", i, "usage.llm/0:us", T0 - 60 + t, wall=T0 + t)
+    assert p.punctuation({"usage.llm/0": 3}, wall=T0 + 1.5).reading("usage.llm/0:us") == (T0 - 59, False)
+    after_pause = p.punctuation({"usage.llm/0": 3}, wall=T0 + 22.0)  # 20.5 s since the last reading
+    assert after_pause.reading("usage.llm/0:us") == (T0 - 59, False)
+    assert p.punctuation({"usage.llm/0": 3}, wall=T0 + 23.5).reading("usage.llm/0:us") == (T0 - 59, False)
+    # held-back records arrive and are processed; once quiet for 3 s of watching, it may idle
+    p.processed("usage.llm/0", 3, "usage.llm/0:us", T0 - 40, wall=T0 + 24.0)
+    assert p.punctuation({"usage.llm/0": 4}, wall=T0 + 25.0).reading("usage.llm/0:us") == (T0 - 40, False)
+    assert p.punctuation({"usage.llm/0": 4}, wall=T0 + 26.5).reading("usage.llm/0:us") == (T0 - 40, False)
+    assert p.punctuation({"usage.llm/0": 4}, wall=T0 + 28.0).reading("usage.llm/0:us") == (T0 - 40, True)
 
 
 def test_a_producer_whose_records_sit_in_an_unreported_batch_is_not_idled() -> None:
