@@ -19,6 +19,8 @@ what arrived within ``SAVE_WITHIN_SECONDS``), applies them one by one (each key'
 message, so a failed message never leaves a half-applied state), then writes each changed key once and
 only then acks the batch. Faust flushes the producer before it commits offsets, so a committed offset
 never runs ahead of the saved state; a crash inside a batch re-reads it and re-emits the same batches.
+With a disk table store (``rocksdb://``) states are saved with each message instead: Faust's RocksDB store
+files a value under the partition of the message being processed, which a batch's save has not got.
 """
 
 from __future__ import annotations
@@ -234,6 +236,12 @@ async def aggregate(stream: faust.StreamT) -> None:
         key = event.key.decode() if isinstance(event.key, bytes) else event.key
         await handler.handle(key, event.value, msg.partition, msg.timestamp, reject, msg.offset)
 
+    if settings.table_store != "memory://":
+        # A disk store writes a value into the partition of the message being processed (Faust's RocksDB
+        # store reads it from the current event), so states are saved with each message, inside it.
+        async for event in stream.events():
+            await guarded("aggregate", event, one)
+        return
     handler.autosave = False
     # a batch's saves are queued at once: let Faust's send buffer hold them instead of stalling the stream
     # ("producer buffer full") every 100 writes
