@@ -12,6 +12,8 @@ Faults, set from the test or over HTTP from another process (``POST /_control/<w
 - :meth:`ratelimit` (``{"count": n, "retry_after": s}``): the next ``n`` API calls answer HTTP 429
   ``{"ok": false, "error": "ratelimited"}`` with ``Retry-After: s``;
 - :meth:`fail_for` (``{"seconds": s, "status": 503}``): every API call fails with that status for ``s`` seconds;
+  with ``from_call="chat.postMessage"`` the outage starts at the first call of that method instead of now
+  (so a slow start cannot let the calls it is meant for slip past it);
 - ``GET /_calls`` returns the recorded calls, ``GET /_messages`` every channel's messages.
 
 It runs its own event loop in a daemon thread, so synchronous tests and clients can use it.
@@ -65,6 +67,7 @@ class SlackEmulator:
         self._retry_after = 1
         self._fail_until = 0.0
         self._fail_status = 503
+        self._fail_armed: tuple[str, float] | None = None  # (method, seconds): an outage that starts at its first call
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -127,9 +130,13 @@ class SlackEmulator:
         with self._lock:
             self._ratelimited, self._retry_after = count, retry_after
 
-    def fail_for(self, seconds: float, status: int = 503) -> None:
+    def fail_for(self, seconds: float, status: int = 503, from_call: str | None = None) -> None:
         with self._lock:
-            self._fail_until, self._fail_status = time.time() + seconds, status
+            self._fail_status = status
+            if from_call is None:
+                self._fail_until, self._fail_armed = time.time() + seconds, None
+            else:
+                self._fail_armed = (from_call, seconds)
 
     def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Messages now in ``channel`` (all channels if None), oldest first, thread replies included."""
@@ -182,6 +189,8 @@ class SlackEmulator:
         method = request.match_info["method"]
         params = await self._params(request)
         with self._lock:
+            if self._fail_armed is not None and self._fail_armed[0] == method:
+                self._fail_until, self._fail_armed = time.time() + self._fail_armed[1], None
             failing = time.time() < self._fail_until
             limited = not failing and self._ratelimited > 0
             if limited:
@@ -335,7 +344,7 @@ class SlackEmulator:
         if what == "ratelimit":
             self.ratelimit(int(doc.get("count", 1)), int(doc.get("retry_after", 1)))
         elif what == "fail":
-            self.fail_for(float(doc.get("seconds", 30)), int(doc.get("status", 503)))
+            self.fail_for(float(doc.get("seconds", 30)), int(doc.get("status", 503)), doc.get("from_call"))
         else:
             return web.json_response({"ok": False, "error": f"unknown control {what}"}, status=404)
         return web.json_response({"ok": True})
