@@ -113,21 +113,28 @@ class Normalize:
         producer = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else (msg.key or "")
         clock = f"{src}:{producer}"
         newest = max((r.ts.timestamp() for r in records), default=-math.inf)
-        clock_at = self.progress.processed(src, msg.offset, clock, newest, self.clock())
+        wall = self.clock()
+        clock_at = self.progress.clock_after(src, clock, newest, wall)
         origin = [src, msg.offset]
-        await self.send_costs(self.partials(records), {"o": origin, "clk": [clock, clock_at]})
-        for budget_id, spend in spend_by_budget(records, self.book).items():
-            await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}), None)
-        if source == "gpu":
-            for resource, samples in gpu_samples_by_resource(records).items():
-                await self.send(gpu_samples_topic, resource.encode(), orjson.dumps({"o": origin, "samples": samples}),
+        try:
+            await self.send_costs(self.partials(records), {"o": origin, "clk": [clock, clock_at]})
+            for budget_id, spend in spend_by_budget(records, self.book).items():
+                await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}),
                                 None)
-        elif source == "llm":
-            for model, counts in requests_by_model(records).items():
-                await self.send(model_activity_topic, model.encode(), orjson.dumps({"o": origin, "requests": counts}),
-                                None)
-        for rej in rejects:
-            await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
+            if source == "gpu":
+                for resource, samples in gpu_samples_by_resource(records).items():
+                    await self.send(gpu_samples_topic, resource.encode(),
+                                    orjson.dumps({"o": origin, "samples": samples}), None)
+            elif source == "llm":
+                for model, counts in requests_by_model(records).items():
+                    await self.send(model_activity_topic, model.encode(),
+                                    orjson.dumps({"o": origin, "requests": counts}), None)
+            for rej in rejects:
+                await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
+        finally:
+            # only now may punctuations speak for this message: sent before its costs messages, a punctuation
+            # carrying its clock would close, on some costs partition, minutes those messages still hold
+            self.progress.processed(src, msg.offset, clock, newest, wall)
 
 
     def partials(self, records: list[CostRecord]) -> dict[str, list[dict[str, Any]]]:

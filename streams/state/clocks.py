@@ -120,6 +120,20 @@ class SourceProgress:
     def sources(self) -> list[str]:
         return list(self._parts)
 
+    def clock_after(self, source: str, clock: str, newest: float, wall: float) -> float:
+        """What :meth:`processed` will record as ``clock``'s newest event time, without recording it: a message's
+        outputs carry it, and the message counts as processed (its clock readable by punctuations) only once
+        they are sent, or a punctuation could overtake them and close minutes they still hold.
+
+        >>> p = SourceProgress(idle_after=120.0)
+        >>> p.clock_after("usage.llm/0", "usage.llm/0:gw", 50.0, wall=100.0), p.sources
+        (50.0, [])
+        """
+        part = self._parts.get(source)
+        seen = part.producers.get(clock) if part is not None else None
+        newest = min(newest, wall)
+        return newest if seen is None else max(seen[0], newest)
+
     def processed(self, source: str, offset: int, clock: str, newest: float, wall: float) -> float:
         """Record one message of ``source`` from ``clock`` with events up to ``newest``; returns the clock's
         newest event time (never moving back, never ahead of ``wall``: a producer whose clock runs fast

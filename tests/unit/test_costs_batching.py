@@ -118,3 +118,27 @@ def test_without_a_reject_callback_a_bad_key_raises() -> None:
     except StateQuarantined:
         return
     raise AssertionError("expected StateQuarantined")
+
+
+def test_a_punctuation_taken_while_a_message_is_being_sent_does_not_speak_for_it() -> None:
+    """The punctuation timer can run while normalize awaits a message's sends. It used to see the clock already
+    moved to the message's newest event, and its punctuation, written to every costs partition, could reach a
+    key before the costs message still to be sent there: the key closed the minute and the records came late
+    (the late buckets of test_faults under load). A punctuation taken mid-message must not carry its clock."""
+    progress = SourceProgress(idle_after=120.0)
+    progress.assigned("usage.llm/1", wall=T0.timestamp())  # as the timer does for an owned partition
+    readings: list[dict] = []
+
+    async def send(topic, key: bytes, value: bytes, partition: int | None) -> None:
+        if topic.get_topic_name() == "costs":  # the timer runs here, between two sends of the message
+            punct = progress.punctuation({"usage.llm/1": 8}, wall=T0.timestamp() + 61)
+            readings.append(punct.parts["usage.llm/1"].clocks)
+
+    handler = Normalize(load_normalizer(SETTINGS), load_budgets(SETTINGS), SETTINGS, progress, send,
+                        CardinalityLimiter(), lambda: 4, clock=lambda: T0.timestamp() + 60)
+    msg = SimpleNamespace(topic="usage.llm", partition=1, offset=7, key=b"gw", timestamp=T0.timestamp() + 30)
+    envelope = [event("ads", "copy", 1.0, 1), event("web", "chat", 4.0, 3)]
+    asyncio.run(handler.handle(SimpleNamespace(message=msg, value=orjson.dumps(envelope))))
+    assert readings and all("usage.llm/1:gw" not in clocks for clocks in readings)
+    after = progress.punctuation({"usage.llm/1": 8}, wall=T0.timestamp() + 62).parts["usage.llm/1"].clocks
+    assert after == {"usage.llm/1:gw": [T0.replace(second=3).timestamp(), False]}  # its newest event, once sent
