@@ -38,7 +38,7 @@ demo: $(VENV)/.installed
 	$(BIN)/burnguard demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest streams detectors guardrails sinks schemas tests
+	$(BIN)/python -m pytest -n 2 streams detectors guardrails sinks schemas tests
 
 # Worker throughput vs a raw aiokafka consumer, with the spend check (minutes; not part of `make test`).
 # EVENTS=200000 make bench for a quicker run.
