@@ -38,7 +38,7 @@ demo: $(VENV)/.installed
 	$(BIN)/burnguard demo
 
 # Two processes for all but the fault tests, which kill, stop and pause workers and the broker on their own
-# clocks and run alone after (under a second job competing for the 2 cores they failed their bounded waits).
+# clocks and run alone after (with a second job beside them both failed in one run; the cause is not yet read).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile streams detectors guardrails sinks schemas tests --ignore=tests/e2e/test_faults.py
 	$(BIN)/python -m pytest tests/e2e/test_faults.py
