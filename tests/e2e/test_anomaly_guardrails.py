@@ -15,14 +15,10 @@ sums (each budget's spend is at most what was published on its scope), the budge
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TypeVar
-
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from schemas.alert import Alert
 from schemas.decision import Decision
@@ -31,12 +27,12 @@ from sinks.guardrail_store import GuardrailStore
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.synthetic import Spike, SyntheticDay
-from streams.harness.topic_reader import TopicReader
-from streams.harness.worker_process import WorkerFailed, WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALERTS_TOPIC, ALL_TOPICS, DECISIONS_TOPIC, OVERRUNS_TOPIC
+from tests.support.topics import Topic, consumed
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 
 SPIKED = "ads/copygen/gpt-4o"
 LEAF = "team=ads|feature=copygen|customer=internal|model=gpt-4o|environment=production"
@@ -58,44 +54,6 @@ rules:
     default: true
     then: {action: deny}
 """
-
-
-def _until(what: str, fn: Callable[[], T | None], worker: WorkerProcess, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise WorkerFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)  # a poll interval, not a wait for something to happen
-
-
-class Topic:
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.reader, self.values = TopicReader(bootstrap, topic), []  # type: ignore[var-annotated]
-
-    def poll(self) -> list[bytes]:
-        self.values.extend(self.reader.poll(timeout_ms=200))
-        return self.values
-
-    def close(self) -> None:
-        self.reader.close()
-
-
-def _consumed(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether the worker's group has committed every message on ``topic``."""
-    consumer, admin = KafkaConsumer(bootstrap_servers=bootstrap), KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(parts)
-        committed = admin.list_group_offsets({group: parts}).get(group, {})
-        return bool(parts) and all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp])
-                                   for tp in parts)
-    finally:
-        consumer.close()
-        admin.close()
 
 
 def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str, tmp_path: Path) -> None:
@@ -131,7 +89,8 @@ def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str,
                 def decisions() -> list[Decision]:
                     return [Decision.model_validate_json(v) for v in decisions_t.poll()]
 
-                got = _until("both anomaly overruns", lambda: (o := overruns()) and len(o) == 2 and o, worker, 240)
+                got = until("both anomaly overruns", lambda: (o := overruns()) and len(o) == 2 and o, 240,
+                            worker.check_alive, detail=overruns)
                 by_budget = {b: ovs[0] for b, ovs in got.items()}
                 assert sorted(by_budget) == ["ads", "ads-copygen"]
                 # the alerts they came from: spend, firing, on the leaf (feature budget) and the team roll-up
@@ -140,7 +99,7 @@ def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str,
                             if (a := Alert.model_validate_json(raw)).metric == "spend" and a.status == "firing"}
                     return seen if {LEAF, TEAM} <= set(seen) else {}
 
-                spend_alerts = _until("the spend alerts", spend_alerts_seen, worker, 10)
+                spend_alerts = until("the spend alerts", spend_alerts_seen, 10, worker.check_alive)
                 for budget_id, key, cap in (("ads-copygen", LEAF, COPYGEN_CAP), ("ads", TEAM, ADS_CAP)):
                     ov, (_, a) = by_budget[budget_id], spend_alerts[key]
                     assert (ov.trigger, ov.rule, ov.basis, ov.tier) == ("anomaly", "anomaly.spend", "anomaly",
@@ -162,8 +121,8 @@ def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str,
                 assert {len(v) for v in got.values()} == {1}
 
                 ids = {ov.overrun_id: b for b, ov in by_budget.items()}
-                paged = _until("both decisions", lambda: (d := [x for x in decisions() if x.overrun_id in ids])
-                               and len(d) == 2 and d, worker, 60)
+                paged = until("both decisions", lambda: (d := [x for x in decisions() if x.overrun_id in ids])
+                              and len(d) == 2 and d, 60, worker.check_alive, detail=decisions)
                 assert sorted((d.budget_id, d.action, d.group, d.rule, d.step) for d in paged) == [
                     (b, "page", "ads-oncall", "page-on-anomalies", 0) for b in ("ads", "ads-copygen")]
                 assert all(d.policy_version.startswith("3") and d.budget_id == ids[d.overrun_id] for d in paged)
@@ -172,11 +131,12 @@ def test_a_spend_spike_is_one_overrun_per_budget_decided_once(database_url: str,
                 with KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all") as again:
                     for key in (LEAF, TEAM):
                         again.send(ALERTS_TOPIC, spend_alerts[key][0], key=key.encode()).get(timeout=30)
-                _until("the re-sent alerts' overruns", lambda: sum(map(len, overruns().values())) == 4, worker, 60)
+                until("the re-sent alerts' overruns", lambda: sum(map(len, overruns().values())) == 4, 60,
+                      worker.check_alive, detail=overruns)
                 again_ids = [Overrun.model_validate_json(v).overrun_id for v in overruns_t.values]
                 assert sorted(again_ids) == sorted([*ids, *ids])  # the same two overruns, each once more
-                _until("the worker to decide the copies", lambda: _consumed(broker.bootstrap, app_id, OVERRUNS_TOPIC),
-                       worker, 60)
+                until("the worker to decide the copies", lambda: consumed(broker.bootstrap, app_id, OVERRUNS_TOPIC), 60,
+                      worker.check_alive)
                 assert len([d for d in decisions() if d.overrun_id in ids]) == 2
             finally:
                 alerts_t.close()

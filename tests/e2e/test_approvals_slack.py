@@ -18,10 +18,9 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -32,13 +31,13 @@ from sinks.guardrail_store import GuardrailStore
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.topic_reader import TopicReader
-from streams.harness.worker_process import WorkerFailed, WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS, DECISIONS_TOPIC
 from tests.support.approval_cases import signed, submit, click
 from tests.support.slack_emulator import SlackEmulator
+from tests.support.waits import room_in_the_day, until
 
 pytestmark = pytest.mark.e2e
-T_ = TypeVar("T_")
 SECRET = "e2e-signing-secret"
 LEE, KIM = "U0LEE00001", "U0KIM00001"
 CHANNEL = "C_SHOP_APPROVALS"  # the emulator's id of #shop-approvals
@@ -70,18 +69,6 @@ groups:
 """
 
 
-def until(what: str, fn: Callable[[], T_ | None], worker: WorkerProcess, timeout: float) -> T_:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise WorkerFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)  # a poll interval, not a wait for something to happen
-
-
 def post(port: int, body: bytes, headers: dict[str, str]) -> int:
     return answer(port, body, headers)[0]
 
@@ -104,15 +91,6 @@ def burst(n: int, usd: float, minute: datetime) -> list[dict[str, Any]]:
              "provider": "openai", "input_tokens": 1000, "output_tokens": 100, "cost_usd": usd,
              "request_id": f"shop-{i}", "tags": {"team": "shop", "feature": "burst", "customer": "internal",
                                                  "environment": "production"}} for i in range(n)]
-
-
-def room_in_the_day() -> datetime:
-    now = datetime.now(timezone.utc)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if midnight - now < timedelta(minutes=3):
-        time.sleep((midnight - now).total_seconds() + 1)  # the only wall-clock wait: for a new day
-        now = datetime.now(timezone.utc)
-    return now.replace(second=0, microsecond=0)
 
 
 def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path) -> None:
@@ -139,13 +117,13 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                     top = [m for m in slack.messages(CHANNEL) if "thread_ts" not in m]
                     return top[0] if top else None
 
-                msg = until("the request message in #shop-approvals", request, worker, 120)
+                msg = until("the request message in #shop-approvals", request, 120, worker.check_alive)
                 assert [e["action_id"] for e in msg["blocks"][-1]["elements"]] == ["approval_approve",
                                                                                    "approval_deny"]
                 approval_id = msg["blocks"][-1]["elements"][0]["value"]
                 share = until("the chart in the request's thread", lambda: [
-                    m for m in slack.messages(CHANNEL) if m.get("thread_ts") == msg["ts"] and m.get("files")],
-                    worker, 30)
+                    m for m in slack.messages(CHANNEL) if m.get("thread_ts") == msg["ts"] and m.get("files")], 30,
+                    worker.check_alive)
                 [up] = [u for u in slack.uploads.values() if u["channel"] == CHANNEL]
                 assert share[0]["files"][0]["name"] == up["filename"] == f"budget-{approval_id}.png"
                 assert png_dimensions(up["data"]) == (800, 450) and len(up["data"]) > 10_000
@@ -191,7 +169,7 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                     hits = [d for d in seen if d.approval_id == approval_id and d.action == "grant"]
                     return hits[0] if hits else None
 
-                g = until("the grant on guardrail.decisions", grant, worker, 40)
+                g = until("the grant on guardrail.decisions", grant, 40, worker.check_alive)
                 latency = time.monotonic() - decided
                 assert latency < 3.0, f"the grant took {latency:.1f} s to reach guardrail.decisions"
                 assert (g.amount_usd, g.decided_by, g.step, g.budget_id) == (req.amount_usd, LEE, 1,
@@ -204,7 +182,7 @@ def test_escalation_to_slack_and_an_authorised_click_grants_once(tmp_path: Path)
                     m = request()
                     return bool(m) and not any(b["type"] == "actions" for b in m["blocks"])
 
-                until("the request updated with its outcome", updated, worker, 30)
+                until("the request updated with its outcome", updated, 30, worker.check_alive)
                 outcome = request()["blocks"][-1]["text"]["text"]
                 assert outcome.startswith(f":white_check_mark: *Approved* ${req.amount_usd:,.2f} by <@{LEE}>")
                 assert len([c for c in slack.calls_of("chat.update") if c.status == 200]) == 1

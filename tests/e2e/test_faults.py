@@ -26,7 +26,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -49,24 +48,11 @@ from streams.settings import ALL_TOPICS, BUCKETS_TOPIC
 from tests.support.fault_traffic import (IDLE_FLUSH_S, LATE_ONLY_KEYS, LATE_PRODUCER, PARTITIONS, SANDBOX,
                                          Traffic, budgets_yaml, expected_by_budget, expected_by_key, generate,
                                          last_minutes, partition_of)
+from tests.support.postgres import postgres_reachable
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def until(what: str, check: Callable[[], T], timeout: float, alive: Callable[[], None] = lambda: None,
-          detail: Callable[[], object] = lambda: "") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds (saying ``detail()``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} {detail()}")
-        time.sleep(0.2)
 
 
 class BucketLog:
@@ -317,15 +303,7 @@ def test_kill_rebalance_and_stall_lose_and_double_nothing(tmp_path: Path) -> Non
                 w.stop()
 
 
-def _postgres_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.parametrize("database_url", ["postgresql" if _postgres_up() else "sqlite"], indirect=True)
+@pytest.mark.parametrize("database_url", ["postgresql" if postgres_reachable() else "sqlite"], indirect=True)
 def test_broker_pause_loses_nothing(tmp_path: Path, database_url: str) -> None:
     plan, events, budgets = _setup(tmp_path, rounds=150, seed=9)
     env = {"app_id": "bg-pause", "detector": "ew_zscore", "budgets": str(budgets)}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,16 +24,17 @@ from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from schemas.decision import Decision
 from schemas.overrun import Overrun
 from sinks.guardrail_store import GuardrailStore
 from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.harness.topic_reader import TopicReader
-from streams.harness.worker_process import WorkerFailed, WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS, DECISIONS_TOPIC, OVERRUNS_TOPIC
+from tests.support.topics import Topic, consumed
+from tests.support.waits import room_in_the_day, until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,34 +94,6 @@ def _burst(team: str, n: int, usd: float, minute: datetime) -> list[dict[str, An
             for i in range(n)]
 
 
-def _until(what: str, fn: Callable[[], T | None], worker: WorkerProcess, timeout: float) -> T:
-    """Poll ``fn`` until it returns something, the worker dies or ``timeout`` passes (bounded waits only)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got is not None and got is not False:
-            return got
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise WorkerFailed(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)  # a poll interval, not a wait for something to happen
-
-
-class Topic:
-    """Everything seen on a topic so far (raw values, in order)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.reader = TopicReader(bootstrap, topic)
-        self.values: list[bytes] = []
-
-    def poll(self) -> list[bytes]:
-        self.values.extend(self.reader.poll(timeout_ms=200))
-        return self.values
-
-    def close(self) -> None:
-        self.reader.close()
-
-
 def _decisions(topic: Topic) -> list[Decision]:
     return [Decision.model_validate_json(v) for v in topic.poll()]
 
@@ -160,35 +132,10 @@ def _store_state(url: str, budget_id: str) -> tuple:
         store.close()
 
 
-def _overruns_consumed(bootstrap: str, group: str) -> bool:
-    """Whether the worker's group has committed every message on guardrail.overruns (so it has decided them)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(OVERRUNS_TOPIC, p) for p in consumer.partitions_for_topic(OVERRUNS_TOPIC) or ()]
-        ends = consumer.end_offsets(parts)
-        committed = admin.list_group_offsets({group: parts}).get(group, {})
-        return bool(parts) and all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp])
-                                   for tp in parts)
-    finally:
-        consumer.close()
-        admin.close()
-
-
-def _room_in_the_day() -> datetime:
-    """The current minute, once at least 3 minutes of the UTC day are left (the grants are for today)."""
-    now = datetime.now(timezone.utc)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if midnight - now < timedelta(minutes=3):
-        time.sleep((midnight - now).total_seconds() + 1)  # the only wall-clock wait: for a new day
-        now = datetime.now(timezone.utc)
-    return now.replace(second=0, microsecond=0)
-
-
 def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Path) -> None:
     for name, text in (("budgets.yaml", BUDGETS), ("policy.yaml", POLICY), ("approvers.yaml", APPROVERS)):
         (tmp_path / name).write_text(text)
-    minute = _room_in_the_day()
+    minute = room_in_the_day()
     period_end = (minute + timedelta(days=1)).replace(hour=0, minute=0)
     lab = _burst("lab", 8, 1.75, minute)     # $14.00 against a $10 cap
     shop = _burst("shop", 10, 23.4, minute)  # $234.00 against a $100 cap
@@ -217,8 +164,10 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                             return v, ov
                     return None
 
-                lab_raw, lab_ov = _until("the sandbox overrun", lambda: overrun_of("lab-sandbox"), worker, 90)
-                _, shop_ov = _until("the production overrun", lambda: overrun_of("shop-production"), worker, 30)
+                lab_raw, lab_ov = until("the sandbox overrun", lambda: overrun_of("lab-sandbox"), 90,
+                                        worker.check_alive, detail=overruns.poll)
+                _, shop_ov = until("the production overrun", lambda: overrun_of("shop-production"), 30,
+                                   worker.check_alive, detail=overruns.poll)
                 for ov, spend, cap in ((lab_ov, lab_spend, LAB_CAP), (shop_ov, shop_spend, SHOP_CAP)):
                     assert (ov.rule, ov.cap_usd, ov.period_end) == ("threshold_100", cap, period_end)
                     assert ov.spend_usd == pytest.approx(spend, abs=1e-6)
@@ -228,8 +177,9 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                 shop_amount = round(max(shop_ov.spend_usd, shop_ov.forecast_usd) - SHOP_CAP, 2)
 
                 # -- sandbox: auto-approved grant of the policy's fixed amount, emitted and effective
-                lab_grant = _until("the sandbox grant", lambda: _one(
-                    _decisions(decisions), lambda d: d.overrun_id == lab_ov.overrun_id), worker, 30)
+                lab_grant = until("the sandbox grant", lambda: _one(
+                    _decisions(decisions), lambda d: d.overrun_id == lab_ov.overrun_id), 30, worker.check_alive,
+                    detail=lambda: _decisions(decisions))
                 assert (lab_grant.action, lab_grant.amount_usd, lab_grant.rule, lab_grant.step) == \
                     ("grant", LAB_GRANT, "sandbox-auto", 0)
                 assert lab_grant.budget_id == "lab-sandbox" and lab_grant.scope == {"team": ["lab"]}
@@ -238,8 +188,9 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                 assert lab_grant.expires_at == min(lab_grant.decided_at + timedelta(hours=2), period_end)
 
                 # -- production: escalated to shop-leads with a 20 s deadline
-                shop_esc = _until("the production escalation", lambda: _one(
-                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 0), worker, 30)
+                shop_esc = until("the production escalation", lambda: _one(
+                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 0), 30,
+                    worker.check_alive, detail=lambda: _decisions(decisions))
                 assert (shop_esc.action, shop_esc.group, shop_esc.rule) == ("escalated", "shop-leads",
                                                                             "production-leads")
                 assert shop_esc.amount_usd == pytest.approx(shop_amount)
@@ -263,8 +214,8 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                 before = _store_state(database_url, "lab-sandbox")
                 with KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all") as again:
                     again.send(OVERRUNS_TOPIC, lab_raw, key=b"lab-sandbox").get(timeout=30)
-                _until("the worker to consume the copy",
-                       lambda: _overruns_consumed(broker.bootstrap, settings["app_id"]), worker, 30)
+                until("the worker to consume the copy",
+                      lambda: consumed(broker.bootstrap, settings["app_id"], OVERRUNS_TOPIC), 30, worker.check_alive)
                 after = _store_state(database_url, "lab-sandbox")
                 assert after[:3] == before[:3]
                 store = GuardrailStore(database_url)
@@ -277,8 +228,9 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                 assert sum(d.overrun_id == lab_ov.overrun_id for d in _decisions(decisions)) == 1
 
                 # -- the deadline passes: escalated to finance (the rule's on_timeout), with a 1 h deadline
-                to_finance = _until("the escalation to finance", lambda: _one(
-                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 1), worker, 60)
+                to_finance = until("the escalation to finance", lambda: _one(
+                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 1), 60,
+                    worker.check_alive, detail=lambda: _decisions(decisions))
                 assert (to_finance.action, to_finance.group, to_finance.decided_by) == ("escalated", "finance",
                                                                                         "deadline")
                 assert to_finance.decided_at >= shop_esc.deadline
@@ -301,8 +253,9 @@ def test_policy_decides_overruns_from_the_stream(database_url: str, tmp_path: Pa
                 done = _cli(env, "approve", new_id, "--as", "U0FIN00001", "--reason", "launch week")
                 assert done.returncode == 0, done.stderr
                 assert f"{new_id}: approved by U0FIN00001" in done.stdout
-                approved = _until("the approved grant", lambda: _one(
-                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 2), worker, 40)
+                approved = until("the approved grant", lambda: _one(
+                    _decisions(decisions), lambda d: d.overrun_id == shop_ov.overrun_id and d.step == 2), 40,
+                    worker.check_alive, detail=lambda: _decisions(decisions))
                 assert (approved.action, approved.decided_by, approved.reason) == ("grant", "U0FIN00001",
                                                                                    "launch week")
                 assert approved.amount_usd == pytest.approx(shop_amount)

@@ -8,7 +8,6 @@ bad event by kind, and show every consumed usage partition caught up (lag 0). ``
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -20,8 +19,9 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.harness.worker_process import WorkerFailed, WorkerProcess
+from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS, USAGE_TOPICS
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
 
@@ -77,26 +77,15 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
-def wait_until(worker: WorkerProcess, what: str, check: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise WorkerFailed(f"timed out waiting for {what}")
-        time.sleep(0.3)
-
-
 def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path) -> None:
     sent = messages()
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap, ALL_TOPICS, partitions=4)
         with WorkerProcess(broker.url, f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "worker.log") as worker:
             port = int(worker.env["BURNGUARD_WEB_PORT"])
-            wait_until(worker, "/health", lambda: get(port, "/health")[0] == 200)
-            status, body = wait_until(worker, "/ready", lambda: (r := get(port, "/ready"))[0] == 200 and r)
+            until("/health", lambda: get(port, "/health")[0] == 200, 120, worker.check_alive)
+            status, body = until("/ready", lambda: (r := get(port, "/ready"))[0] == 200 and r, 120, worker.check_alive,
+                                 detail=lambda: get(port, "/ready"))
             state = orjson.loads(body)
             assert state["ready"] and state["recovery_done"] and state["assigned_partitions"] > 0
 
@@ -115,7 +104,12 @@ def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path)
                         and usage_lag and not any(usage_lag.values()))
                 return m if done else None
 
-            m = wait_until(worker, "every message read, dead-lettered and committed", caught_up)
+            def progress() -> dict:
+                watched = ("burnguard_usage_messages_total", "burnguard_dead_letters_total", "burnguard_consumer_lag")
+                return {k: v for k, v in scrape(port).items() if k in watched}
+
+            m = until("every message read, dead-lettered and committed", caught_up, 120, worker.check_alive,
+                      detail=progress)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
                 assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
 

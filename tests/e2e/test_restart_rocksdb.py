@@ -15,50 +15,22 @@ worker runs with Faust's ``RECOVERY_CONSISTENCY_CHECK=false`` (docs/operations.m
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from sinks.kafka_producer import UsageProducer
 from streams.embedded_broker import EmbeddedBroker, create_topics
-from streams.harness.synthetic import Spike, SyntheticDay
-from streams.harness.worker_process import WorkerProcess, last_minutes, wait_for_alerts, wait_for_buckets
-from streams.settings import ALL_TOPICS, Settings
+from streams.settings import ALL_TOPICS
 from streams.scoring import SiblingsState
 from streams.state.codec import decode
 from streams.state.values import ChildrenState, SeriesState
+from tests.support.restart import RestartDay, assert_alerted_on_the_spike, run_worker
+from tests.support.topics import changelog
 
 pytestmark = pytest.mark.e2e
 rocksdict = pytest.importorskip("rocksdict")
-RESTART_MINUTE, SPIKE_MINUTE = 90, 95
-ROLLUPS = Settings(_env_file=None).rollups
 APP_ID = "bg-rocks"
 OFFSET_KEY = b"__faust\x00offset__"  # where faust's RocksDB store keeps the changelog offset it is at
-
-
-def changelog(bootstrap: str, topic: str) -> tuple[dict[int, dict[bytes, bytes | None]], dict[int, int]]:
-    """Per partition: every key's last value on ``topic`` (``None``: deleted) and the highest offset.
-
-    Read to the end offsets, whole record batches at a time (the embedded broker's end offset is the last
-    batch's base offset + 1, so the offsets are taken from the records, not from it)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        last: dict[int, dict[bytes, bytes | None]] = {tp.partition: {} for tp in parts}
-        top: dict[int, int] = {}
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            for tp, records in consumer.poll(timeout_ms=500, max_records=10_000).items():
-                for r in records:
-                    last[tp.partition][r.key] = r.value
-                    top[tp.partition] = max(top.get(tp.partition, -1), r.offset)
-        return last, top
-    finally:
-        consumer.close()
 
 
 def rocksdb_contents(path: Path) -> dict[bytes, bytes]:
@@ -72,12 +44,7 @@ def rocksdb_contents(path: Path) -> dict[bytes, bytes]:
 
 def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RECOVERY_CONSISTENCY_CHECK", "false")  # the embedded broker's end offsets
-    day = SyntheticDay(date.today() - timedelta(days=3), minutes=120,
-                       spikes=(Spike("ads/copygen/gpt-4o", SPIKE_MINUTE, 10, 8.0),))
-    restart_at = day.start + timedelta(minutes=RESTART_MINUTE)
-    events = list(day.events())
-    before = [e for e in events if datetime.fromisoformat(e["timestamp"]) < restart_at]
-    after = events[len(before):]
+    split = RestartDay.make()
     database_url = f"sqlite:///{tmp_path / 'rocks.db'}"
     settings = {"detector": "ew_zscore", "app_id": APP_ID, "table_store": "rocksdb://",
                 "data_dir": str(tmp_path / "data")}
@@ -85,12 +52,8 @@ def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -
 
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap, ALL_TOPICS, partitions=4)
-        with WorkerProcess(broker.url, database_url, tmp_path / "worker1.log", **settings) as worker:
-            with UsageProducer(broker.bootstrap, stream_key="rocks") as producer:
-                for e in before:
-                    producer.send("llm", e)
-            wait_for_buckets(worker, broker.bootstrap, last_minutes(before, ROLLUPS), timeout=90)
-            assert wait_for_alerts(worker, broker.bootstrap, database_url, timeout=30) == []
+        assert run_worker(broker.url, broker.bootstrap, database_url, tmp_path / "worker1.log", settings,
+                          split.before, "rocks") == []
 
         # no worker runs: the files hold the changelog's final state, and the offset they are at
         final, last_offset = changelog(broker.bootstrap, f"{APP_ID}-monitors-changelog")
@@ -106,15 +69,7 @@ def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -
             series += kinds.count(SeriesState)
         assert series > 0
 
-        with WorkerProcess(broker.url, database_url, tmp_path / "worker2.log", **settings) as worker:
-            with UsageProducer(broker.bootstrap, stream_key="rocks") as producer:
-                for e in after:
-                    producer.send("llm", e)
-            wait_for_buckets(worker, broker.bootstrap, last_minutes(after, ROLLUPS), timeout=90)
-            alerts = wait_for_alerts(worker, broker.bootstrap, database_url, timeout=30)
+        alerts = run_worker(broker.url, broker.bootstrap, database_url, tmp_path / "worker2.log", settings,
+                            split.after, "rocks")
 
-    cpi = [a for a in alerts if a.metric == "cost_per_inference" and "feature=*" not in a.series_key]
-    assert len(cpi) == 1, [(a.series_key, a.metric, a.started_at) for a in alerts]
-    assert "team=ads|feature=copygen" in cpi[0].series_key
-    spike = day.start + timedelta(minutes=SPIKE_MINUTE)
-    assert spike <= cpi[0].started_at <= spike + timedelta(minutes=2)
+    assert_alerted_on_the_spike(alerts, split.day)

@@ -19,6 +19,7 @@ from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS
 from streams.harness.worker_process import WorkerProcess
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
@@ -36,14 +37,6 @@ def sample(template: dict, t: datetime, pod: str, namespace: str, uuid: str, uti
 def gateway_call(t: datetime, model: str) -> dict:
     return {"format": "native", "timestamp": t.isoformat(), "model": model, "input_tokens": 800, "output_tokens": 120,
             "tags": {"team": "assistant", "feature": "chat"}}
-
-
-def wait_for(cond, what: str, worker: WorkerProcess, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        worker.check_alive()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requested_do_not(tmp_path) -> None:
@@ -91,14 +84,16 @@ def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requeste
             with UsageProducer(broker.bootstrap, stream_key="gateway") as producer:
                 for c in calls:
                     producer.send("llm", c)
-            wait_for(lambda: health()["tables"].get("model_activity") == 2, "gateway requests per model", worker)
+            until("gateway requests per model", lambda: health()["tables"].get("model_activity") == 2, 90,
+                  worker.check_alive, detail=lambda: health()["tables"])
             with UsageProducer(broker.bootstrap, stream_key="dcgm-exporter") as producer:
                 for s in samples:
                     producer.send("gpu", s)
             store = AlertStore(database_url)
             try:
-                wait_for(lambda: len([a for a in store.alerts() if a.detector == "zombie_gpu"]) >= 2,
-                         "the zombie-GPU alerts", worker)
+                until("the zombie-GPU alerts",
+                      lambda: len([a for a in store.alerts() if a.detector == "zombie_gpu"]) >= 2, 90,
+                      worker.check_alive, detail=lambda: [(a.detector, a.series_key) for a in store.alerts()])
                 time.sleep(3)  # anything else would have arrived by now
                 alerts = sorted((a for a in store.alerts() if a.detector == "zombie_gpu"), key=lambda a: a.metric)
             finally:
