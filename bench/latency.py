@@ -201,6 +201,19 @@ async def run_live(bootstrap: str, load: LiveLoad, rate: float, until: float, wo
     return sent / (time.time() - t0)
 
 
+def bucket_samples(doc: dict[str, Any], emitted: float, minutes: set[float], lateness: int
+                   ) -> list[tuple[str, float]]:
+    """(key, emitted - (bucket end + lateness)) of each bucket of ``minutes`` in one decoded buckets batch
+    (late corrections left out)."""
+    out = []
+    for b in doc["buckets"]:
+        start = datetime.fromisoformat(b["start"]).timestamp()
+        if b.get("late") or start not in minutes:
+            continue
+        out.append((b["key"], emitted - (start + b["seconds"] + lateness)))
+    return out
+
+
 async def bucket_latencies(bootstrap: str, partitions: int, minutes: set[float], lateness: int
                            ) -> tuple[list[float], list[float]]:
     """(every key's, full keys' only) latencies of the buckets of ``minutes`` on the buckets topic: message
@@ -221,14 +234,10 @@ async def bucket_latencies(bootstrap: str, partitions: int, minutes: set[float],
                     if (doc["key"], doc["seq"]) in seen:
                         continue
                     seen.add((doc["key"], doc["seq"]))
-                    for b in doc["buckets"]:
-                        start = datetime.fromisoformat(b["start"]).timestamp()
-                        if b.get("late") or start not in minutes:
-                            continue
-                        closable = datetime.fromisoformat(b["end"]).timestamp() + lateness
-                        every.append(r.timestamp / 1000 - closable)
-                        if "*" not in doc["key"]:
-                            full.append(every[-1])
+                    for key, seconds in bucket_samples(doc, r.timestamp / 1000, minutes, lateness):
+                        every.append(seconds)
+                        if "*" not in key:
+                            full.append(seconds)
     finally:
         await consumer.stop()
     return every, full

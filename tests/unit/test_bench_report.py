@@ -66,3 +66,51 @@ def test_spike_keys_get_their_requests_spread_over_the_minute_and_ten_times_as_m
     due = load.spike_due(60_150.0)
     assert due.count((1, SPIKE_FACTOR)) == 40 and due.count((0, 1)) == 4 and due.count((0, SPIKE_FACTOR)) == 0
     assert load.spike_due(60_210.0).count((1, 1)) == 4  # minute 60_180: nobody spikes
+
+
+def test_bucket_samples_time_each_bucket_of_the_measured_minutes_from_end_plus_lateness() -> None:
+    from datetime import datetime, timezone
+
+    import orjson
+
+    from bench.latency import bucket_samples
+    from schemas.bucket import Bucket, dump_batch
+
+    m0 = datetime(2026, 12, 2, 20, 34, tzinfo=timezone.utc)
+    buckets = [Bucket(key="team=a|feature=*", start=m0, seconds=60, requests=3),
+               Bucket(key="team=a|feature=*", start=m0.replace(minute=35), seconds=60, requests=1),
+               Bucket(key="team=a|feature=*", start=m0.replace(minute=33), seconds=60, requests=1, late=True)]
+    doc = orjson.loads(dump_batch("team=a|feature=*", 4, buckets))
+    emitted = m0.timestamp() + 60 + 60 + 2.5  # 2.5 s after 20:34 became closable (20:36:00)
+    measured = {m0.timestamp(), m0.timestamp() - 60}  # 20:34 and 20:33 (whose only bucket here is late)
+    assert bucket_samples(doc, emitted, measured, lateness=60) == [("team=a|feature=*", 2.5)]
+
+
+def test_alert_latencies_read_created_at_of_the_firing_alerts_of_the_measured_minutes(tmp_path) -> None:
+    import time
+    from datetime import datetime, timezone
+
+    from bench.latency import alert_latencies
+    from schemas.alert import Alert
+    from sinks.store import AlertStore
+
+    def alert(minute: int, status: str = "firing") -> Alert:
+        start = datetime.fromtimestamp(minute * 60, tz=timezone.utc)
+        end = datetime.fromtimestamp(minute * 60 + 60, tz=timezone.utc)
+        return Alert(series_key=f"k{minute}", metric="spend", detector="d", score=1.0, observed=2.0, baseline=1.0,
+                     expected_low=0.5, expected_high=1.5, window_start=start, window_end=end, started_at=start,
+                     status=status)  # type: ignore[arg-type]
+
+    now_minute = int(time.time() // 60)
+    store = AlertStore(f"sqlite:///{tmp_path / 'a.db'}")
+    before = time.time()
+    for a in (alert(now_minute - 3), alert(now_minute - 2), alert(now_minute - 9)):
+        store.save_alert(a)
+    after = time.time()
+    store.close()
+    got = sorted(alert_latencies(tmp_path / "a.db", {now_minute * 60.0 - 180, now_minute * 60.0 - 120}, 60))
+    # minute m closable at (m + 1) * 60 + 60; minute now-9 is not measured
+    closable = [now_minute * 60.0, now_minute * 60.0 - 60]  # sorted latencies: the later minute first
+    assert len(got) == 2
+    for g, c in zip(got, closable):
+        assert before - c - 0.01 <= g <= after - c + 0.01
