@@ -22,7 +22,9 @@ redelivered message changes nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.child_baselines import ChildBaselines
 from detectors.gpu_tracker import GpuTracker
@@ -33,8 +35,18 @@ from streams.state.clocks import EventClock
 from streams.state.codec import register, state_type
 from streams.state.windows import KeyWindows
 
-register(KeyWindows, "key_windows", 2, check=KeyWindows.check,
-         migrations={1: lambda state: {**state, "input_offset": -1}})  # v2: the last costs offset applied
+def _key_windows_v3(state: dict[str, Any]) -> dict[str, Any]:
+    """v2 clocks ``[newest, idle]`` -> v3 ``[newest, bound]``: active None; idle unbounded (v2 let it hold nothing back)."""
+    clocks = state.get("clocks")
+    if isinstance(clocks, dict):
+        state = {**state, "clocks": {c: [r[0], math.inf if r[1] else None] if isinstance(r, list) and len(r) == 2
+                                     else r for c, r in clocks.items()}}
+    return state
+
+
+register(KeyWindows, "key_windows", 3, check=KeyWindows.check,
+         migrations={1: lambda state: {**state, "input_offset": -1},  # v2: the last costs offset applied
+                     2: _key_windows_v3})  # v3: an idle clock carries the bound its idleness was confirmed up to
 register(EventClock, "event_clock", 1, check=EventClock.check)
 
 

@@ -18,6 +18,16 @@ that a later record had woken, closing a half-filled minute under a sequence num
 already hold with other contents. So a key remembers the offset of the last ``costs`` message it
 applied (:meth:`KeyWindows.first_time`), and every message at or below it is skipped.
 
+An idle clock does not hold a key back for ever, nor let it run ahead without limit: it carries a
+*bound*, the event time up to which its idleness was confirmed. A punctuation from the worker owning
+its partition (the only one that can see whether its records are waiting) sets the bound to what the
+key's active clocks had shown by then; the key closes up to the slowest of its active clocks and of
+those bounds. Between two confirmations the active clocks may run ahead, but nothing past the bound
+closes, so a producer that resumes together with the others (or whose partition's owner is stalled
+while its records wait) still has its minutes open when its records come. Once every clock is
+confirmed idle, nothing holds anything back (a surge that stops must close); the first clock to wake
+again brings the others' bounds back to the newest event time seen.
+
 >>> from datetime import datetime, timezone
 >>> kw = KeyWindows(key="k", seconds=60)
 >>> t = lambda m, s=0: datetime(2026, 11, 20, 9, m, s, tzinfo=timezone.utc).timestamp()
@@ -176,7 +186,9 @@ class KeyWindows:
         self.closed_until = 0.0  # epoch seconds: buckets ending at or before this are closed
         self.late = 0
         self.applied: dict[str, int] = {}  # usage topic/partition -> newest source offset applied
-        self.clocks: dict[str, list[Any]] = {}  # source clock -> [newest event time, idle]
+        # source clock -> [newest event time, bound]: bound None while active; idle: the event time its
+        # idleness was confirmed up to (inf: every clock was idle)
+        self.clocks: dict[str, list[Any]] = {}
         self.emitted = 0  # bucket messages emitted: the sequence number consumers deduplicate by
         self.touched = 0.0  # message time of the last records applied (expiry)
         self.input_offset = -1  # offset (on this key's costs partition) of the last message applied
@@ -244,37 +256,77 @@ class KeyWindows:
             child = "other"
         kids[child] = kids.get(child, 0.0) + usd
 
-    def see_clock(self, clock: str, newest: float, idle: bool = False) -> None:
-        """A source clock read: its newest event time (never moves back) and whether it is idle."""
+    def see_clock(self, clock: str, newest: float) -> None:
+        """A source clock read from one of its records: its newest event time (never moves back); it is active.
+        The first clock to wake after every clock was idle bounds the others at the newest event time seen.
+
+        >>> kw = KeyWindows("k")
+        >>> kw.clocks = {"eu": [100.0, math.inf], "us": [90.0, math.inf]}   # both idle: nothing held back
+        >>> kw.see_clock("eu", 160.0)
+        >>> kw.clocks, kw.watermark(lateness=0)
+        ({'eu': [160.0, None], 'us': [90.0, 100.0]}, 100.0)
+        """
         seen = self.clocks.get(clock)
+        if seen is not None and seen[1] is None:
+            seen[0] = max(seen[0], newest)
+            return
+        if not any(bound is None for c, (_, bound) in self.clocks.items() if c != clock):
+            top = max((n for n, _ in self.clocks.values()), default=-math.inf)  # all closable up to it
+            for c, row in self.clocks.items():
+                if c != clock and row[1] == math.inf:
+                    row[1] = top
         if seen is None:
             if len(self.clocks) >= self.MAX_CLOCKS:
                 del self.clocks[min(self.clocks, key=lambda c: self.clocks[c][0])]
-            self.clocks[clock] = [newest, idle]
+            self.clocks[clock] = [newest, None]
         else:
-            seen[0], seen[1] = max(seen[0], newest), idle
+            seen[0], seen[1] = max(seen[0], newest), None
 
     def punctuate(self, reading: Callable[[str], tuple[float, bool] | None]) -> bool:
         """Apply a punctuation's readings (``clock -> (newest, idle)`` or ``None`` where it does not
         speak for that clock) to the clocks this key follows; True if any clock changed (the state must
-        then be saved even if nothing closed: another worker's punctuation speaks for the other clocks)."""
-        changed = False
+        then be saved even if nothing closed: another worker's punctuation speaks for the other clocks).
+        A clock read as idle is bounded at the slowest active clock's newest event time; with none active,
+        every idle clock is unbounded.
+
+        >>> kw = KeyWindows("k")
+        >>> kw.see_clock("eu", 200.0); kw.see_clock("us", 150.0)
+        >>> kw.punctuate(lambda c: (150.0, True) if c == "us" else None), kw.clocks["us"], kw.watermark(0)
+        (True, [150.0, 200.0], 200.0)
+        >>> kw.see_clock("eu", 260.0)  # eu runs on: us' idleness was confirmed only up to 200
+        >>> kw.watermark(0)
+        200.0
+        >>> kw.punctuate(lambda c: (260.0, True) if c == "eu" else None), kw.watermark(0)
+        (True, inf)
+        """
+        before = [list(row) for row in self.clocks.values()]
+        idled = []
         for clock, seen in self.clocks.items():
             r = reading(clock)
-            if r is not None:
-                new = [max(seen[0], r[0]), r[1]]
-                if new != seen:
-                    seen[0], seen[1] = new
-                    changed = True
-        return changed
+            if r is None:
+                continue
+            seen[0] = max(seen[0], r[0])
+            if r[1]:
+                idled.append(clock)
+            else:
+                seen[1] = None
+        if idled and not any(bound is None for c, (_, bound) in self.clocks.items() if c not in idled):
+            for row in self.clocks.values():
+                row[1] = math.inf  # every clock idle: nothing holds anything back
+        else:
+            bound = min(n for c, (n, b) in self.clocks.items() if b is None and c not in idled) if idled else None
+            for clock in idled:
+                self.clocks[clock][1] = bound
+        return before != list(self.clocks.values())
 
     # ------------------------------------------------------------------ output
 
     def watermark(self, lateness: float) -> float:
-        """Event time up to which this key's buckets may close: the slowest active clock minus the
-        lateness; +inf when every clock it follows is idle."""
-        active = [newest for newest, idle in self.clocks.values() if not idle]
-        return min(active) - lateness if active else math.inf
+        """Event time up to which this key's buckets may close: the slowest of its active clocks and of its
+        idle clocks' bounds, minus the lateness; +inf when every clock it follows is idle."""
+        held = [newest if bound is None else bound for newest, bound in self.clocks.values()]
+        low = min(held, default=math.inf)
+        return math.inf if low == math.inf else low - lateness
 
     @property
     def pending(self) -> bool:
@@ -311,8 +363,10 @@ class KeyWindows:
         if not isinstance(self.children, dict) or not all(isinstance(v, dict) for v in self.children.values()):
             raise ValueError("children must map bucket start to spend per child")
         if not isinstance(self.clocks, dict) or len(self.clocks) > self.MAX_CLOCKS or any(
-                not isinstance(v, list) or len(v) != 2 or not isinstance(v[1], bool) for v in self.clocks.values()):
-            raise ValueError(f"clocks must be at most {self.MAX_CLOCKS} [newest, idle] pairs")
+                not isinstance(v, list) or len(v) != 2 or not isinstance(v[0], (int, float))
+                or isinstance(v[1], bool) or not (v[1] is None or isinstance(v[1], (int, float)))
+                for v in self.clocks.values()):
+            raise ValueError(f"clocks must be at most {self.MAX_CLOCKS} [newest, bound or null] pairs")
         if not isinstance(self.applied, dict) or not all(isinstance(v, int) for v in self.applied.values()):
             raise ValueError("applied must map sources to offsets")
         if not isinstance(self.input_offset, int):
