@@ -32,7 +32,9 @@ pause, so no clock goes idle and nothing closes earlier). Two latencies run from
   from its own records or from a *scan* punctuation (every 30 s), so sparse keys close later than dense ones.
 
 Measured minutes are the partial minute the load starts in and the ``--minutes`` full minutes after it;
-the load runs until ``SETTLE_S`` (40 s) after the last of them became closable.
+the load runs until ``SETTLE_S`` (40 s) after the last of them became closable, then the worker runs on
+until detect and the store have consumed everything on the buckets and alerts topics (the group's committed
+offsets), so an alert that took longer than the load still counts, with its full latency.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.memory import wait_ready
 from bench.report import Latencies
+from bench.throughput import scored
 from bench.workload import key_dims
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.worker_process import WorkerProcess
@@ -71,6 +74,8 @@ SPIKE_FACTOR = 10
 SPIKE_MINUTES = 2
 HISTORY_MINUTES = 150
 SETTLE_S = 40.0
+#: After the load, how long detect and the store may take to consume what is on their topics.
+CATCH_UP_S = 600.0
 TARGET_P99_S = 2.0
 
 
@@ -293,6 +298,8 @@ def measure(rate: float, minutes: int = 2, keys: int = 50_000, partitions: int =
             log(f"[latency] live load at {rate:,.0f} events/s until {iso(until)} "
                 f"({until - time.time():.0f} s); measured minutes from {iso(first_minute)}")
             res.rate_achieved = asyncio.run(run_live(broker.bootstrap, load, rate, until, worker))
+            log("[latency] load stopped; waiting until detect and the store have consumed every bucket and alert ...")
+            asyncio.run(scored(worker, broker.bootstrap, partitions, CATCH_UP_S))
             hist = scrape(worker.env["BURNGUARD_WEB_PORT"])
             res.worker_histogram_count = hist.get("burnguard_alert_latency_seconds_count", 0.0)
             res.worker_histogram_le2 = hist.get('burnguard_alert_latency_seconds_bucket{le="2.0"}', 0.0)
