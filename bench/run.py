@@ -6,9 +6,11 @@ In order, each on its own fresh embedded broker (logs under one temporary direct
 
 1. **throughput** (:mod:`bench.throughput`): the four shapes (native / LiteLLM events, in envelopes / one
    per message) against a raw aiokafka consumer decoding the same messages, with the exact spend check;
-2. **processing latency** (:mod:`bench.latency`): a live load at half the ``native-env`` sustained rate
-   just measured; p50 / p99 from a minute becoming closable to its alerts stored (and to its buckets
-   emitted);
+2. **processing latency** (:mod:`bench.latency`): a live load at half the rate the whole worker sustains
+   on ``native-env`` as just measured, i.e. half its *drained* rate (its "sustained" figure is usage
+   consumption by normalize alone: at half of that, aggregate and detect fall further behind every minute
+   and latency has no steady value; ``--latency-of sustained`` measures that anyway); p50 / p99 from a
+   minute becoming closable to its alerts stored (and to its buckets emitted);
 3. **two workers** in one consumer group (:mod:`bench.two_workers`): combined rate, spend check;
 4. **``burnguard publish``** of a LiteLLM JSON-lines file through the CLI (:mod:`bench.publish_rate`);
 5. **memory per live series** at 10^5 / 10^6 and **restart recovery** (:mod:`bench.memory`) with
@@ -71,8 +73,8 @@ def throughput_rows(results: list[Result]) -> list[Row]:
     return rows
 
 
-def latency_rows(res: latency.LatencyResult, sustained: float | None) -> list[Row]:
-    half = f"half of native-env sustained {sustained:,.0f}" if sustained else "--latency-rate"
+def latency_rows(res: latency.LatencyResult, basis: str) -> list[Row]:
+    half = f"half of native-env {basis}" if basis else "--latency-rate"
     a = res.alerts
     return [
         Row(f"live load for latency ({half}), events/s asked / achieved", "",
@@ -153,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--profile", action="store_true", help="py-spy the worker while it drains")
     ap.add_argument("--latency-rate", type=float, default=None,
-                    help="live load events/s (default: half of native-env sustained; 4,500 without that shape)")
+                    help="live load events/s (default: half of native-env drained; 1,000 without that shape)")
+    ap.add_argument("--latency-of", choices=("drained", "sustained"), default="drained",
+                    help="which native-env rate the live load is half of")
     ap.add_argument("--latency-minutes", type=int, default=2, help="full live minutes measured (0: skip)")
     ap.add_argument("--two-worker-events", type=int, default=None, help="default events/5 (0: skip)")
     ap.add_argument("--publish-lines", type=int, default=100_000, help="0: skip")
@@ -188,11 +192,13 @@ def main(argv: list[str] | None = None) -> None:
         print(format_table(got), flush=True)
 
     if args.latency_minutes:
-        sustained = native.sustained if native is not None and math.isfinite(native.sustained) else None
-        rate = args.latency_rate or (sustained / 2 if sustained else 4500.0)
+        full = getattr(native, args.latency_of) if native is not None else math.nan
+        full = full if math.isfinite(full) else None
+        rate = args.latency_rate or (full / 2 if full else 1000.0)
+        basis = "" if args.latency_rate or not full else f"{args.latency_of} {full:,.0f}"
         phase("latency", lambda: latency_rows(
             latency.measure(rate, args.latency_minutes, args.keys, args.partitions, root / "latency", log=_log),
-            None if args.latency_rate else sustained))
+            basis))
     two: list[two_workers.TwoWorkersResult] = []
     n_two = args.two_worker_events if args.two_worker_events is not None else max(1, args.events // 5)
     if n_two:
