@@ -98,13 +98,17 @@ class Combo:
     extra: Any = None  # free for the consumer to remember what it derived from this combination
 
 
+#: The combination of every valid event when only validating (``Resolver(allocate=False)``).
+_VALID = Combo(("", "", "", "", ""), "", "", "")
+
+
 class Resolver:
     """Resolves combinations with the reference parser and remembers them (bounded)."""
 
     MAX = 65_536
 
-    def __init__(self, catalog: PriceCatalog, rules: AllocationRules) -> None:
-        self.catalog, self.rules = catalog, rules
+    def __init__(self, catalog: PriceCatalog, rules: AllocationRules, *, allocate: bool = True) -> None:
+        self.catalog, self.rules, self.allocate = catalog, rules, allocate  # allocate=False: validate only
         self.cache: dict[tuple[Any, ...], Combo | None] = {}
 
     def combo(self, model: str, provider: str, tags_json: bytes) -> Combo | None:
@@ -129,6 +133,8 @@ class Resolver:
                ((tags.get(name), limit) for name, limit in _TAG_LIMITS)):
             # tags the reference's Tags model keeps as they are (nothing to strip, within its lengths): then
             # what it passes on (schemas.sources.native.tags_of) is this very dict
+            if not self.allocate:
+                return _VALID
             canonical, prov, a = llm_allocation(model, provider, None, tags, self.catalog, self.rules)
             return Combo((a.team, a.feature, a.customer, a.model, a.environment), a.tier, canonical, prov)
         try:  # the reference parser itself (a tag to strip, or too long)
@@ -152,8 +158,10 @@ class NativeBatch:
     tokens: list[tuple[int, int, int, int]] = field(default_factory=list)  # input, output, cache read, cache write
 
 
-def _events(raw: bytes) -> list[_Event] | None:
+def _events(raw: bytes, one: bool = False) -> list[_Event] | None:
     try:
+        if one:
+            return [_ONE.decode(raw)]
         head = raw.lstrip()[:1]
         if head == b"[":
             return _LIST.decode(raw)
@@ -170,11 +178,12 @@ def _events(raw: bytes) -> list[_Event] | None:
         return None
 
 
-def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew_s: float | None = None
-                  ) -> NativeBatch | None:
+def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew_s: float | None = None,
+                  one: bool = False) -> NativeBatch | None:
     """One ``usage.llm`` message of native events as a :class:`NativeBatch`, or ``None`` if it is not
-    handled here (see the module docstring). ``now`` is epoch seconds."""
-    events = _events(raw)
+    handled here (see the module docstring). ``now`` is epoch seconds; ``one``: only a single event (an
+    object), not an envelope."""
+    events = _events(raw, one)
     if not events:
         return None  # an empty envelope too: the reference's (no records, no rejects) is cheap
     skew = MAX_FUTURE_SKEW.total_seconds()
