@@ -146,7 +146,9 @@ class MessageWork:
         got = self._keyed.get((values, tier))
         if got is None:
             alloc = key_string(values)
-            budgets = tuple(s.id for s in self.book.matching(alloc, tier=tier) if "llm" in s.sources)
+            # the key's own values, not its string parsed back (the same values: escaping round-trips)
+            budgets = tuple(s.id for s in self.book.matching(dict(zip(KEY_FIELDS, values)), tier=tier)
+                            if "llm" in s.sources)
             if len(self._keyed) >= self.MAX_KEYS:
                 self._keyed.clear()
             got = self._keyed[(values, tier)] = _Keyed(alloc, tuple(_rollups(values, self.levels)), budgets,
