@@ -371,13 +371,14 @@ class SeasonalZ:
 
     # -- table state (streams.state.codec): see detectors.seasonal_z_state ----------------------
     STATE_TAG = "seasonal_z"
-    STATE_VERSION = 1
+    STATE_VERSION = 2  # 2: positional fields (1: a dict by name)
+    STATE_MIGRATIONS = {1: seasonal_z_state.migrate_v1}
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self) -> list[object]:
         return seasonal_z_state.to_state(self)
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> "SeasonalZ":
+    def from_state(cls, state: list[object]) -> "SeasonalZ":
         return seasonal_z_state.from_state(cls, state)
 
     def _normalise(self, h: int) -> None:
