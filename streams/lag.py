@@ -35,6 +35,11 @@ class LagReader:
         self.group, self.bootstrap, self.client_config = group, bootstrap, dict(client_config)
         self.admin: AIOKafkaAdminClient | None = None
 
+    @classmethod
+    def of_brokers(cls, group: str, brokers: Collection[Any], client_config: Mapping[str, Any]) -> "LagReader":
+        """For Faust's ``app.conf.broker`` URLs."""
+        return cls(group, ",".join(f"{u.host}:{u.port or 9092}" for u in brokers), client_config)
+
     async def _admin(self) -> AIOKafkaAdminClient:
         if self.admin is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client_config)
@@ -62,6 +67,20 @@ class LagReader:
                 done[(tp.topic, tp.partition)] = int(first)
         return {(tp.topic, tp.partition): max(int(ends[tp]) - done.get((tp.topic, tp.partition), 0), 0)
                 for tp in tps if tp in ends}
+
+    async def committed(self, partitions: Collection[Any]) -> dict[Any, int]:
+        """The group's committed offset (next offset to process) of each of ``partitions`` that has one."""
+        if not partitions:
+            return {}
+        return await asyncio.wait_for(self._committed(partitions), LAG_TIMEOUT_SECONDS)
+
+    async def _committed(self, partitions: Collection[Any]) -> dict[Any, int]:
+        admin = await self._admin()
+        by_name = {(tp.topic, tp.partition): tp for tp in partitions}
+        got = await admin.list_consumer_group_offsets(
+            self.group, partitions=[TopicPartition(t, p) for t, p in by_name])
+        return {by_name[(tp.topic, tp.partition)]: om.offset for tp, om in got.items()
+                if om.offset >= 0 and (tp.topic, tp.partition) in by_name}
 
     async def close(self) -> None:
         admin, self.admin = self.admin, None

@@ -73,8 +73,7 @@ class Scrape:
 
     def _lag_reader(self) -> LagReader:
         if self.lag is None:
-            bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in app.conf.broker)
-            self.lag = LagReader(settings.app_id, bootstrap, settings.kafka_python_config())
+            self.lag = LagReader.of_brokers(settings.app_id, app.conf.broker, settings.kafka_python_config())
         return self.lag
 
     async def refresh(self) -> None:

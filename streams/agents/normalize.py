@@ -39,6 +39,7 @@ from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
 from streams.gpu import gpu_samples_by_resource, requests_by_model
+from streams.lag import LagReader
 from streams.metrics import metrics
 from streams.rollups import rollup_keys
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
@@ -185,6 +186,28 @@ async def normalize(stream: faust.StreamT) -> None:
         await guarded("normalize", event, handler.handle)
 
 
+@lru_cache(maxsize=1)
+def _group_offsets() -> LagReader:
+    """The admin client that reads this worker's group's committed offsets (opened once, on first use)."""
+    return LagReader.of_brokers(settings.app_id, app.conf.broker, settings.kafka_python_config())
+
+
+async def _resume_unread(owned: dict[str, Any]) -> None:
+    """Tell ``progress`` where the reading of each owned partition it has processed nothing of starts: one
+    handed over already drained (its previous owner processed and committed it all) has nothing to process
+    here, and would otherwise never count as caught up, so its producers' keys could never close again."""
+    unread = [owned[source] for source in progress.unread() if source in owned]
+    if not unread:
+        return
+    try:
+        committed = await _group_offsets().committed(unread)
+    except Exception as err:  # noqa: BLE001 - retried at the next reading; until then they count as not caught up
+        log.warning("committed offsets unavailable (%s): will ask again", type(err).__name__)
+        return
+    for tp, offset in committed.items():
+        progress.resumed(f"{tp.topic}/{tp.partition}", offset)
+
+
 @app.timer(interval=reading_interval(settings.idle_flush_seconds))
 async def punctuate() -> None:
     """Send the clocks of the usage partitions this worker owns to every costs and budget.spend partition."""
@@ -200,6 +223,7 @@ async def punctuate() -> None:
         progress.assigned(source, now)
     if not names:
         return
+    await _resume_unread(names)
     try:
         ends = await app.consumer.highwaters(*owned)
     except Exception as err:  # noqa: BLE001 - the broker is unreachable: nothing can be said to be idle

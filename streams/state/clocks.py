@@ -113,6 +113,31 @@ class SourceProgress:
     def assigned(self, source: str, wall: float) -> None:
         self._parts.setdefault(source, _Partition(wall))
 
+    def unread(self) -> list[str]:
+        """Partitions this worker owns but has processed nothing of since it was assigned them: where their
+        reading starts (the group's committed offset) must come from the broker (:meth:`resumed`)."""
+        return [source for source, part in self._parts.items() if part.offset < 0]
+
+    def resumed(self, source: str, committed: int) -> None:
+        """The group's committed offset of ``source`` (the next offset to be processed here), for a partition
+        this worker has processed nothing of yet. Without it a partition handed over already drained (its
+        previous owner processed and committed everything, then crashed or left) would never count as caught
+        up, and no key fed from it could close again.
+
+        >>> p = SourceProgress(idle_after=3.0)
+        >>> p.assigned("usage.llm/0", wall=100.0)
+        >>> [p.punctuation({"usage.llm/0": 40}, wall=w).parts["usage.llm/0"].idle_ok for w in (101.0, 102.5, 104.0)]
+        [False, False, False]
+        >>> p.unread()
+        ['usage.llm/0']
+        >>> p.resumed("usage.llm/0", committed=40)   # the previous owner had processed offsets 0..39
+        >>> [p.punctuation({"usage.llm/0": 40}, wall=w).parts["usage.llm/0"].idle_ok for w in (105.5, 107.0)]
+        [False, True]
+        """
+        part = self._parts.get(source)
+        if part is not None and part.offset < 0:
+            part.offset = committed - 1
+
     def revoked(self, source: str) -> None:
         self._parts.pop(source, None)
 

@@ -8,7 +8,6 @@ bad event by kind, and show every consumed usage partition caught up (lag 0). ``
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,12 +15,12 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS, USAGE_TOPICS
 from tests.support.waits import until
+from tests.support.worker_web import get, scrape
 
 pytestmark = pytest.mark.e2e
 
@@ -55,26 +54,6 @@ def messages() -> list[bytes]:
 EXPECTED_EVENTS = {("llm", "native"): 3 * 40 + 3, ("llm", "openai"): 6}
 EXPECTED_DEAD_LETTERS = {("usage.llm", "invalid_event"): 2, ("usage.llm", "invalid_json"): 2,
                          ("usage.llm", "future_timestamp"): 1}
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except OSError:
-        return 0, b""  # not listening yet
-
-
-def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    status, body = get(port, "/metrics")
-    assert status == 200
-    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
-    return out
 
 
 def test_metrics_count_what_was_published_and_the_worker_reports_ready(tmp_path) -> None:
