@@ -43,11 +43,14 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile streams detectors guardrails sinks schemas tests --ignore=tests/e2e/test_faults.py
 	$(BIN)/python -m pytest tests/e2e/test_faults.py
 
-# Worker throughput vs a raw aiokafka consumer, with the spend check (minutes; not part of `make test`).
-# EVENTS=200000 make bench for a quicker run.
+# Every speed figure of issue 13 in one table (bench/run.py; tens of minutes; not part of `make test`):
+# throughput of four shapes vs a raw aiokafka consumer, latency at half load, two workers, `burnguard publish`,
+# memory per series and recovery, the spend checks. EVENTS=200000 make bench for a quicker run;
+# MEMORY=latest prints bench.memory's kept figures (labelled) instead of measuring them, MEMORY=skip leaves them out.
 EVENTS ?= 1000000
+MEMORY ?= run
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.throughput --events $(EVENTS)
+	$(BIN)/python -m bench.run --events $(EVENTS) --memory $(MEMORY)
 
 bench-detect: $(VENV)/.installed
 	$(BIN)/python -m bench.detect

@@ -32,7 +32,9 @@ pause, so no clock goes idle and nothing closes earlier). Two latencies run from
   from its own records or from a *scan* punctuation (every 30 s), so sparse keys close later than dense ones.
 
 Measured minutes are the partial minute the load starts in and the ``--minutes`` full minutes after it;
-the load runs until ``SETTLE_S`` (40 s) after the last of them became closable.
+the load runs until ``SETTLE_S`` (40 s) after the last of them became closable, then the worker runs on
+until it has consumed the usage backlog and everything derived from it, detect and the store included (the
+group's committed offsets), so an alert that took longer than the load still counts, with its full latency.
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.memory import wait_ready
 from bench.report import Latencies
+from bench.throughput import GroupWatch, scored
 from bench.workload import key_dims
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.worker_process import WorkerProcess
-from streams.settings import ALL_TOPICS, BUCKETS_TOPIC, USAGE_TOPICS, Settings
+from streams.settings import (ALL_TOPICS, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC, MODEL_ACTIVITY_TOPIC,
+                              USAGE_TOPICS, Settings)
 
 Log = Callable[[str], None]
 
@@ -71,6 +75,8 @@ SPIKE_FACTOR = 10
 SPIKE_MINUTES = 2
 HISTORY_MINUTES = 150
 SETTLE_S = 40.0
+#: After the load, how long detect and the store may take to consume what is on their topics.
+CATCH_UP_S = 600.0
 TARGET_P99_S = 2.0
 
 
@@ -259,6 +265,19 @@ def alert_latencies(db: Path, minutes: set[float], lateness: int) -> list[float]
     return out
 
 
+async def caught_up(worker: WorkerProcess, bootstrap: str, partitions: int, timeout: float) -> None:
+    """Wait until the worker's group has consumed what is on usage and the internal topics now, then until
+    detect, budgets' alerts and the store have consumed what that made (a live load may leave a backlog)."""
+    watch = GroupWatch(bootstrap, Settings(_env_file=None).app_id, partitions)
+    await watch.consumer.start()
+    try:
+        upstream = watch.tps(USAGE, COSTS_TOPIC, BUDGET_SPEND_TOPIC, MODEL_ACTIVITY_TOPIC)
+        await watch.until(await watch.ends(upstream), worker, timeout)
+    finally:
+        await watch.consumer.stop()
+    await scored(worker, bootstrap, partitions, timeout)
+
+
 def scrape(port: str) -> dict[str, float]:
     """The worker's alert-latency histogram samples from ``/metrics`` (name{le} -> value)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -293,6 +312,8 @@ def measure(rate: float, minutes: int = 2, keys: int = 50_000, partitions: int =
             log(f"[latency] live load at {rate:,.0f} events/s until {iso(until)} "
                 f"({until - time.time():.0f} s); measured minutes from {iso(first_minute)}")
             res.rate_achieved = asyncio.run(run_live(broker.bootstrap, load, rate, until, worker))
+            log("[latency] load stopped; waiting until detect and the store have consumed every bucket and alert ...")
+            asyncio.run(caught_up(worker, broker.bootstrap, partitions, CATCH_UP_S))
             hist = scrape(worker.env["BURNGUARD_WEB_PORT"])
             res.worker_histogram_count = hist.get("burnguard_alert_latency_seconds_count", 0.0)
             res.worker_histogram_le2 = hist.get('burnguard_alert_latency_seconds_bucket{le="2.0"}', 0.0)

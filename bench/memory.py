@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.report import Row, met
 from detectors.monitor import SeriesMonitor
 from detectors.registry import make_detector
 from streams.state.codec import encode
@@ -50,6 +51,8 @@ BATCH = 10_000
 PARTITIONS = 4
 METRICS = ("spend", "cost_per_inference", "tokens_per_request", "cost_per_1k_tokens")
 TARGET_KB, TARGET_RECOVERY_S = 2.0, 60.0
+#: The latest full run's figures (written by ``python -m bench.memory``; ``--save`` elsewhere for trial runs).
+LATEST = Path(__file__).resolve().parent / "results" / "memory-latest.json"
 
 
 # ------------------------------------------------------------------------------- the values
@@ -285,6 +288,29 @@ def table(store_rows: list[dict[str, Any]], worker_rows: list[dict[str, Any]]) -
     return rows
 
 
+def report_rows(store_rows: list[dict[str, Any]], worker_rows: list[dict[str, Any]], label: str = "") -> list[Row]:
+    """The figures as rows of ``make bench``'s table (met: at or under the target)."""
+    rows = []
+    for figure, target, measured in table(store_rows, worker_rows):
+        value = float(measured.split()[0])
+        limit = TARGET_KB if target.endswith("KB") else TARGET_RECOVERY_S
+        rows.append(Row(f"{label}{figure.strip()}", target.replace("<=", "≤"), measured, "", met(value <= limit)))
+    return rows
+
+
+def save_latest(path: Path, store_rows: list[dict[str, Any]], worker_rows: list[dict[str, Any]],
+                argv: list[str]) -> None:
+    """Keep this run's figures (what ``make bench --memory latest`` prints, with when and how they were made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(["python -m bench.memory", *argv]), "store": store_rows, "worker": worker_rows}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def load_latest(path: Path = LATEST) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def print_table(rows: list[tuple[str, str, str]]) -> None:
     w = max(len(r[0]) for r in rows)
     print(f"\n{'figure':{w}}  {'target':>8}  measured")
@@ -302,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stores", nargs="+", default=["memory://", "rocksdb://"])
     ap.add_argument("--worker-series", type=int, default=1_000_000, help="0: skip the worker recovery")
     ap.add_argument("--timeout", type=float, default=600.0, help="longest wait for a worker's /ready")
+    ap.add_argument("--save", type=Path, default=LATEST, help="where to keep the figures (JSON)")
     args = ap.parse_args(argv)
     if args.cmd == "store":
         print(json.dumps(measure_store(args.url, args.n)))
@@ -313,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(store_rows[-1]), flush=True)
     worker_rows = worker_figures(args.worker_series, args.stores, args.timeout) if args.worker_series else []
     print_table(table(store_rows, worker_rows))
+    save_latest(args.save, store_rows, worker_rows, sys.argv[1:] if argv is None else argv)
+    print(f"figures kept in {args.save}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ For each shape, on a fresh embedded broker with ``--partitions`` partitions (4) 
    full keys and for each roll-up level; and the ``org`` budget's stored snapshot too.
 
 Prints one table: figure, target, measured, ratio to the baseline of the same run (and the Normalizer
-alone, no Kafka), the spend checks last. Not measured here (yet): latency at half load, early firing,
-memory per series at 10^5/10^6 series, recovery time, two workers (see the README).
+alone, no Kafka), the spend checks last. ``make bench`` (:mod:`bench.run`) runs these shapes and then the
+other figures (latency at half load, two workers, ``burnguard publish``, memory and recovery) in one table.
 """
 
 from __future__ import annotations
@@ -405,7 +405,7 @@ def main() -> None:
     results = [run_shape(s, counts[s], args, root) for s in shapes]
     print()
     print(f"logs: {root}")
-    print("not measured: latency at half load, early firing, memory per series at 10^5/10^6, recovery, two workers")
+    print("throughput only: python -m bench.run (make bench) adds latency, two workers, publish, memory")
     print(table(results))
     for r in results:
         for c in r.checks:

@@ -130,17 +130,30 @@ class SeriesMonitor:
 
     # -- table state (streams.state.codec): declared fields, rebuilt without __init__ -----------
     STATE_TAG = "series_monitor"
-    STATE_VERSION = 1
+    STATE_VERSION = 2  # 2: positional fields in _STATE's order (1: a dict by name)
     _STATE = Spec({"detector": object, "threshold": NUM, "min_ratio": NUM, "two_sided": bool, "quiet_buckets": int,
                    "resolve_factor": NUM, "confirm": int, "confirm_window": int, "instant_factor": NUM, "recent": int,
                    "run_started": (datetime, type(None)), "adopt_after": int, "started_at": (datetime, type(None)),
                    "peak": NUM, "quiet": int, "anomalous_run": int, "last_score": NUM, "robust": bool})
+    STATE_FIELDS = _STATE.order  # the order of a version-2 state's fields
 
-    def to_state(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self._STATE.order}
+    @staticmethod
+    def _migrate_v1(state: dict[str, object]) -> list[object]:
+        """Version 1 (a dict by field name) -> version 2 (positional)."""
+        fields(state, SeriesMonitor._STATE)
+        return [state[k] for k in SeriesMonitor._STATE.order]
+
+    STATE_MIGRATIONS = {1: _migrate_v1.__func__}
+
+    def to_state(self) -> list[object]:
+        return [getattr(self, k) for k in self._STATE.order]
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> "SeriesMonitor":
+    def from_state(cls, positional: list[object]) -> "SeriesMonitor":
+        order = cls._STATE.order
+        if type(positional) is not list or len(positional) != len(order):
+            raise ValueError(f"state is not a list of the {len(order)} fields")
+        state = dict(zip(order, positional))
         fields(state, cls._STATE)
         if not 1 <= state["confirm_window"] <= 64 or not 0 <= state["recent"] < 1 << 64:  # type: ignore[operator]
             raise ValueError("confirm_window must be 1..64 (a bitmask of that many buckets)")

@@ -95,6 +95,11 @@ class Match(BaseModel):
         return self
 
     @property
+    def pattern(self) -> re.Pattern[str] | None:
+        """The compiled ``regex`` (``None`` for the other tests)."""
+        return self._pattern
+
+    @property
     def groups(self) -> set[str]:
         return set(self._pattern.groupindex) if self._pattern is not None else set()
 
@@ -155,6 +160,11 @@ class AllocationRules(BaseModel):
     _defaults: dict[str, str] = PrivateAttr(default_factory=dict)
     _relevant: frozenset[str] = PrivateAttr(frozenset())
     _cache: dict[tuple[Any, ...], Allocation] = PrivateAttr(default_factory=dict)
+    # the rules as plain tuples: (key, regex, equals, prefix, in, set items, override); and each dimension's
+    # default as a tested value. Read through __pydantic_private__ once per call: a pydantic private attribute
+    # read costs a __getattr__ fallback each time, and this is on the per-key path.
+    _plan: tuple[tuple[Any, ...], ...] = PrivateAttr(())
+    _dim_defaults: dict[str, str | None] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "AllocationRules":
@@ -168,6 +178,9 @@ class AllocationRules(BaseModel):
         relevant = [k for _, keys in self._keys for k in keys] + [r.match.key for r in self.rules]
         self._relevant = frozenset(relevant)
         self._cache = {}
+        self._plan = tuple((r.match.key, r.match.pattern, r.match.equals, r.match.prefix, r.match.any_of,
+                            tuple(r.set.items()), r.override) for r in self.rules)
+        self._dim_defaults = {d: tag_value(v) for d, v in self._defaults.items()}
         return self
 
     def _dim_default(self, key: str) -> str | None:
@@ -179,24 +192,27 @@ class AllocationRules(BaseModel):
 
         Results are memoised on the scalar tags the rules read (non-scalars never count).
         """
-        rel = self._relevant
+        priv = self.__pydantic_private__
+        rel = priv["_relevant"]
         key = (model, *[(k, v) for k, v in tags.items() if k in rel and isinstance(v, (str, int, float))])
-        hit = self._cache.get(key)
+        cache = priv["_cache"]
+        hit = cache.get(key)
         if hit is not None:
             return hit
         result = self._allocate(tags, model)
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[key] = result
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[key] = result
         return result
 
     def _allocate(self, tags: Mapping[str, Any], model: str | None) -> Allocation:
+        priv = self.__pydantic_private__
         dims: dict[str, str] = {}
         if model:
             m = tag_value(model)
             if m is not None:
                 dims["model"] = m
-        for dim, keys in self._keys:
+        for dim, keys in priv["_keys"]:
             if dim in dims:
                 continue
             for k in keys:
@@ -206,21 +222,36 @@ class AllocationRules(BaseModel):
                     if s is not None:
                         dims[dim] = s
                         break
-        for rule in self.rules:
-            key = rule.match.key
+        dim_defaults = priv["_dim_defaults"]
+        for key, pattern, equals, prefix, any_of, sets, override in priv["_plan"]:
             raw = tags.get(key)
-            value = tag_value(raw) if raw is not None else (dims.get(key) or self._dim_default(key))
+            value = tag_value(raw) if raw is not None else (dims.get(key) or dim_defaults.get(key))
             if value is None:
                 continue
-            groups = rule.match.test(value)
-            if groups is None:
+            # Match.test, inlined
+            if pattern is not None:
+                found = pattern.search(value)
+                if not found:
+                    continue
+                groups = {k: v for k, v in found.groupdict().items() if v is not None}
+            elif equals is not None:
+                if value != equals:
+                    continue
+                groups = {}
+            elif prefix is not None:
+                if not value.startswith(prefix):
+                    continue
+                groups = {}
+            elif any_of is None or value not in any_of:
                 continue
-            for dim, template in rule.set.items():
-                if rule.override or dim not in dims:
+            else:
+                groups = {}
+            for dim, template in sets:
+                if override or dim not in dims:
                     out = tag_value(template.format(value=value, **groups)) if "{" in template else template
                     if out is not None:
                         dims[dim] = out
-        d = self._defaults
+        d = priv["_defaults"]
         return Allocation(dims.get("team") or d["team"], dims.get("feature") or d["feature"],
                           dims.get("customer") or d["customer"], dims.get("model") or d["model"],
                           dims.get("environment") or d["environment"], dims.get("tier") or d["tier"])

@@ -28,6 +28,10 @@ OTHER = "other"
 DEFAULT_LIMITS: dict[str, int] = {"team": 1000, "feature": 500, "customer": 2000, "model": 500, "environment": 20}
 
 
+#: Key values whose admission is remembered (cleared when full: recomputing gives the same answer).
+MEMO_SIZE = 1 << 17
+
+
 class CardinalityLimiter:
     def __init__(self, limits: Mapping[str, int] | None = None) -> None:
         unknown = set(limits or {}) - set(KEY_FIELDS)
@@ -36,6 +40,10 @@ class CardinalityLimiter:
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
         self._seen: dict[tuple[str, str], set[str]] = {}
         self.overflow: Counter[str] = Counter()
+        # key values -> (admitted values, dimensions replaced). Safe to remember: a value once admitted stays
+        # admitted (sets only grow), and one refused stays refused (it was refused because its set was full, and
+        # a full set takes no new value), so the same values always give the same answer.
+        self._memo: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def _allowed(self, dim: str, scope: str, value: str) -> bool:
         seen = self._seen.setdefault((dim, scope), set())
@@ -49,14 +57,42 @@ class CardinalityLimiter:
 
     def admit(self, rec: CostRecord) -> CostRecord:
         """``rec``, or a copy with each value over its limit replaced by ``other``."""
-        changes: dict[str, str] = {}
-        team = rec.team
+        values = (rec.team, rec.feature, rec.customer, rec.model, rec.environment)
+        admitted, changed = self.admission(values)
+        return rec.model_copy(update={dim: OTHER for dim in changed}) if changed else rec
+
+    def admit_values(self, values: tuple[str, str, str, str, str]) -> tuple[str, ...]:
+        """The key field values (``KEY_FIELDS`` order) as :meth:`admit` would leave them (and counted the same).
+
+        >>> lim = CardinalityLimiter({"customer": 1})
+        >>> [lim.admit_values(("a", "f", c, "m", "production"))[2] for c in ("x", "y", "y")], lim.overflow["customer"]
+        (['x', 'other', 'other'], 2)
+        """
+        return self.admission(values)[0]
+
+    def admission(self, values: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(admitted values, dimensions replaced by ``other``) for key field values, counted as :meth:`admit` does.
+        The same values always get the same answer (see ``_memo``): one with nothing replaced may be remembered by
+        the caller, since admitting it again changes nothing."""
+        hit = self._memo.get(values)
+        if hit is not None:
+            for dim in hit[1]:
+                self.overflow[dim] += 1
+            return hit
+        out = dict(zip(KEY_FIELDS, values))
+        changed: list[str] = []
+        team = out["team"]
         if "team" in self.limits and not self._allowed("team", "", team):
-            changes["team"] = team = OTHER
-        for dim, limit in self.limits.items():
+            changed.append("team")
+            out["team"] = team = OTHER
+        for dim in self.limits:
             if dim == "team":
                 continue
-            value = getattr(rec, dim)
-            if value != OTHER and not self._allowed(dim, team, value):
-                changes[dim] = OTHER
-        return rec.model_copy(update=changes) if changes else rec
+            if out[dim] != OTHER and not self._allowed(dim, team, out[dim]):
+                changed.append(dim)
+                out[dim] = OTHER
+        got = (tuple(out[f] for f in KEY_FIELDS), tuple(changed))
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[values] = got
+        return got

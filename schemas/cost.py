@@ -40,6 +40,15 @@ def _key_string(*values: str) -> str:
     return "|".join(f"{f}={escape_key_value(v)}" for f, v in zip(KEY_FIELDS, values))
 
 
+def key_string(values: tuple[str, ...]) -> str:
+    """The allocation key of key field values in ``KEY_FIELDS`` order (cached).
+
+    >>> key_string(("a", "f", "c", "m|x", "production"))
+    'team=a|feature=f|customer=c|model=m%7Cx|environment=production'
+    """
+    return _key_string(*values)
+
+
 class AllocationKey(BaseModel):
     """Who and what a cost belongs to; its string form is the Kafka key."""
 

@@ -36,6 +36,7 @@ from schemas.allocation import AllocationRules
 from schemas.cost import CostRecord
 from schemas.pricing import PriceCatalog
 from schemas.sources import anthropic, dcgm, focus, litellm, native, openai, otel
+from schemas.sources._common import llm_allocation
 
 Parser = Callable[[Any, PriceCatalog, AllocationRules], CostRecord]
 
@@ -94,4 +95,4 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
-__all__ = ["FORMATS", "FORMATS_BY_SOURCE", "Parser", "detect_format", "json_schemas"]
+__all__ = ["FORMATS", "FORMATS_BY_SOURCE", "Parser", "detect_format", "json_schemas", "llm_allocation"]

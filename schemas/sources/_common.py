@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from schemas.allocation import AllocationRules
+from schemas.allocation import Allocation, AllocationRules
 from schemas.cost import CostRecord
 from schemas.events import UNKNOWN, Money, as_utc
 from schemas.pricing import PriceCatalog
@@ -143,6 +143,21 @@ def fast_record(**values: Any) -> CostRecord:
     return r
 
 
+def llm_allocation(model: str, provider: str | None, model_group: str | None, tags: Mapping[str, Any],
+                   catalog: PriceCatalog, rules: AllocationRules) -> tuple[str, str, Allocation]:
+    """What an LLM call's cost record takes from its model, provider and tags (not from its tokens or time):
+    (canonical model, as priced; the provider, as recorded; the allocation). Used per event by
+    :func:`llm_record` and per distinct combination by :mod:`schemas.fast_native`.
+
+    >>> from schemas.pricing import PriceCatalog
+    >>> m, p, a = llm_allocation("openai/gpt-4o", None, None, {"team": "ads"}, PriceCatalog.load(), AllocationRules())
+    >>> m, p, a.team, a.model
+    ('gpt-4o', 'openai', 'ads', 'gpt-4o')
+    """
+    canonical = catalog.canonical_model(model, provider, model_group)
+    return canonical, (provider or catalog.provider_of(canonical) or UNKNOWN)[:64], rules.allocate(tags, model=canonical)
+
+
 def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRules) -> CostRecord:
     """Price (unless the event brought its cost) and allocate one LLM call.
 
@@ -150,7 +165,7 @@ def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRu
     allocation keys and budgets see one name per model. The inputs are already validated, so the
     record is built without validating again.
     """
-    model = catalog.canonical_model(u.model, u.provider, u.model_group)
+    model, provider, a = llm_allocation(u.model, u.provider, u.model_group, u.tags, catalog, rules)
     if u.cache_hit:  # a cached answer used no provider tokens (LiteLLM logs the original call's counts)
         u.input_tokens = u.output_tokens = u.cache_read_tokens = u.cache_write_tokens = 0
     cost = u.cost_usd
@@ -158,11 +173,9 @@ def llm_record(u: LlmUsage, fmt: str, catalog: PriceCatalog, rules: AllocationRu
         cost = catalog.llm_cost(model, u.ts, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
                                 cache_read_tokens=u.cache_read_tokens,
                                 cache_write_tokens=u.cache_write_tokens)
-    provider = u.provider or catalog.provider_of(model) or UNKNOWN
-    a = rules.allocate(u.tags, model=model)
     return fast_record(
         ts=u.ts, source="llm", team=a.team, feature=a.feature, customer=a.customer, model=a.model,
-        environment=a.environment, tier=a.tier, provider=provider[:64],
+        environment=a.environment, tier=a.tier, provider=provider,
         cost_usd=cost if cost is not None else 0.0, priced=cost is not None, requests=1,
         failed_requests=int(u.failed), cache_hit_requests=int(u.cache_hit),
         input_tokens=u.input_tokens, output_tokens=u.output_tokens,
@@ -213,4 +226,4 @@ def split_kv_tags(tags: list[Any] | None) -> dict[str, str]:
 
 
 __all__ = ["Count", "EventTime", "LenientList", "LenientObject", "LenientText", "LlmUsage", "MAX_TOKENS", "Money",
-           "KEY_TAG_PREFIX", "as_json_object", "caller_tags", "fast_record", "latency_between", "llm_record", "merged_tags", "split_kv_tags"]
+           "KEY_TAG_PREFIX", "as_json_object", "caller_tags", "fast_record", "latency_between", "llm_allocation", "llm_record", "merged_tags", "split_kv_tags"]

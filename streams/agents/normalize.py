@@ -18,12 +18,10 @@ The ``punctuate`` timer runs on every worker: for the usage partitions it owns i
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -31,20 +29,17 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from guardrails.budget_book import BudgetBook
-from guardrails.spend_routing import spend_by_budget
 from schemas.allocation import AllocationRules
 from schemas.cardinality import CardinalityLimiter
-from schemas.cost import KEY_FIELDS, CostRecord
+from schemas.cost import CostRecord
 from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
-from streams.gpu import gpu_samples_by_resource, requests_by_model
+from streams.agents.normalize_work import MessageWork, partials
 from streams.lag import LagReader
 from streams.metrics import metrics
-from streams.rollups import rollup_keys
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
 from streams.state.clocks import SourceProgress, reading_interval
-from streams.state.windows import PartialSums, window_record
 from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
                               progress, settings, usage_topic)
 
@@ -73,12 +68,6 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-@lru_cache(maxsize=1 << 16)
-def _rollups(values: tuple[str, ...], levels: tuple[tuple[str, ...], ...]) -> list[tuple[str, str]]:
-    """(roll-up key, child) per level for a record with these key field values (cached: few distinct ones)."""
-    return rollup_keys(SimpleNamespace(**dict(zip(KEY_FIELDS, values))), levels)  # type: ignore[arg-type]
-
-
 def load_normalizer(s: Settings = settings) -> Normalizer:
     """Price catalog and allocation rules from settings; a bad file fails here with file, line and field."""
     return Normalizer(PriceCatalog.load(s.price_catalog), AllocationRules.load(s.allocation_rules))
@@ -99,6 +88,9 @@ class Normalize:
         self.progress, self.send, self.limiter, self.clock = progress, send, limiter, clock
         self.partitions = partitions  # of the costs topic
         self.levels = tuple(tuple(level) for level in s.rollups)
+        # parse -> limits -> partial sums, budget spend, requests per model: fast for native envelopes, else
+        # the reference path (normalize_work; tests/unit/test_normalize_fast.py holds them equal)
+        self.work = MessageWork(normalizer, book, limiter, s.bucket_seconds, self.levels)
 
     async def handle(self, event: Any) -> None:
         msg = event.message
@@ -108,29 +100,28 @@ class Normalize:
             await dead_letter(raw, f"no source is read from topic {msg.topic!r}", msg.topic, msg.partition, msg.offset)
             return
         metrics.usage_message(source, self.clock() - msg.timestamp)  # one per message (an envelope: many events)
-        records, rejects = self.normalizer.parse(source, raw)
-        records = [self.limiter.admit(r) for r in records]
+        work = self.work.run(source, raw)
         src = f"{msg.topic}/{msg.partition}"
         producer = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else (msg.key or "")
         clock = f"{src}:{producer}"
-        newest = max((r.ts.timestamp() for r in records), default=-math.inf)
+        newest = work.newest
         wall = self.clock()
         clock_at = self.progress.clock_after(src, clock, newest, wall)
         origin = [src, msg.offset]
         try:
-            await self.send_costs(self.partials(records), {"o": origin, "clk": [clock, clock_at]})
-            for budget_id, spend in spend_by_budget(records, self.book).items():
+            await self.send_costs(work.by_key, {"o": origin, "clk": [clock, clock_at]})
+            for budget_id, spend in work.spend.items():
                 await self.send(budget_spend_topic, budget_id.encode(), orjson.dumps({"o": origin, "spend": spend}),
                                 None)
             if source == "gpu":
-                for resource, samples in gpu_samples_by_resource(records).items():
+                for resource, samples in work.gpu.items():
                     await self.send(gpu_samples_topic, resource.encode(),
                                     orjson.dumps({"o": origin, "samples": samples}), None)
             elif source == "llm":
-                for model, counts in requests_by_model(records).items():
+                for model, counts in work.requests.items():
                     await self.send(model_activity_topic, model.encode(),
                                     orjson.dumps({"o": origin, "requests": counts}), None)
-            for rej in rejects:
+            for rej in work.rejects:
                 await dead_letter(rej.raw or raw, rej.reason, msg.topic, msg.partition, msg.offset, rej.index, msg.key)
         finally:
             # only now may punctuations speak for this message: sent before its costs messages, a punctuation
@@ -140,14 +131,7 @@ class Normalize:
 
     def partials(self, records: list[CostRecord]) -> dict[str, list[dict[str, Any]]]:
         """The message's records per key (allocation and roll-up keys), one partial sum per key and bucket."""
-        acc = PartialSums(self.settings.bucket_seconds)
-        levels = self.levels
-        for rec in records:
-            w = window_record(rec)
-            acc.add(rec.allocation_key, w)
-            for key, child in _rollups(tuple(getattr(rec, f) for f in KEY_FIELDS), levels):
-                acc.add(key, w, child)
-        return acc.by_key
+        return partials(records, self.settings.bucket_seconds, self.levels)
 
     async def send_costs(self, by_key: dict[str, list[dict[str, Any]]], head: dict[str, Any]) -> None:
         """One ``costs`` message per partition the keys hash to (split every ``MAX_RECORDS_PER_MESSAGE``)."""

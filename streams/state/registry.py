@@ -35,7 +35,7 @@ from guardrails.burn_tracker import BurnTracker
 __all__ = ["Migration", "StateType", "by_class", "by_tag", "register", "registered", "state_type"]
 
 T = TypeVar("T")
-Migration = Callable[[dict[str, Any]], dict[str, Any]]
+Migration = Callable[[Any], Any]  # a version-v state (a dict, or a list of positional fields) -> version v + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +136,13 @@ def register(cls: type[T], tag: str | None = None, version: int | None = None, *
     (dataclass / Struct / NamedTuple fields or ``__slots__``; ``check(obj)`` then vets the rebuilt
     object, raising on types, lengths or ranges it cannot work with; ``positional`` stores them as a
     list in field order without the names: the default for a NamedTuple, worth it for a small value
-    held many times). ``migrations[v]`` turns a version-``v`` state into a version-``v + 1`` one.
+    held many times). ``migrations[v]`` turns a version-``v`` state into a version-``v + 1`` one (default:
+    the class's ``STATE_MIGRATIONS``).
     Exact classes only: register a subclass on its own."""
     tag = tag if tag is not None else getattr(cls, "STATE_TAG", None)
     version = version if version is not None else getattr(cls, "STATE_VERSION", None)
+    if migrations is None:
+        migrations = getattr(cls, "STATE_MIGRATIONS", None)
     if not isinstance(tag, str) or not tag or not isinstance(version, int) or version < 1:
         raise ValueError(f"{cls.__qualname__}: a state class needs a tag and a version >= 1")
     held = _BY_TAG.get(tag)

@@ -50,14 +50,24 @@ register(KeyWindows, "key_windows", 3, check=KeyWindows.check,
 register(EventClock, "event_clock", 1, check=EventClock.check)
 
 
-@state_type("series", 1)
 @dataclass(slots=True)
 class SeriesState:
-    """One metric of one key under watch: the monitor, and the last bucket it learnt from (batch seq, start)."""
+    """One metric of one key under watch: the monitor, and the last bucket it learnt from (batch seq, start).
+    Held once per live series: stored positionally (version 2; version 1 was a dict by field name)."""
 
     seq: int
     at: float
     monitor: SeriesMonitor
+
+
+def _series_v2(state: dict[str, Any]) -> list[Any]:
+    """v1 ``{"seq", "at", "monitor"}`` -> v2 ``[seq, at, monitor]``."""
+    if type(state) is not dict or state.keys() != {"seq", "at", "monitor"}:
+        raise ValueError("a version-1 series state is a dict of seq, at and monitor")
+    return [state["seq"], state["at"], state["monitor"]]
+
+
+register(SeriesState, "series", 2, positional=True, migrations={1: _series_v2})
 
 
 @state_type("children", 1)

@@ -17,7 +17,9 @@ and late) hold exactly the published events and spend; ``burnguard budgets --jso
 budget's period-to-date spend equal to the published spend in its scope (tier included); no bucket
 is late (every producer sends its minutes in order, and no fault may idle a clock whose records are
 still waiting, so a late bucket can only come from a wrong flush); each threshold of the sandbox
-budget alerted exactly once; no worker logged a traceback. Every wait is on a condition, bounded.
+budget alerted exactly once; no worker logged a traceback. In A, detector state was recovered, not re-warmed:
+on the monitors changelog no series' observation count goes down, and the killed worker's series carry on
+from the count it had saved. Every wait is on a condition, bounded.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.topic_reader import TopicReader
 from streams.harness.worker_process import WorkerProcess, wait_for_alerts
 from streams.settings import ALL_TOPICS, BUCKETS_TOPIC
+from tests.support.detector_state import Save, count_drops, observation_counts
 from tests.support.fault_traffic import (IDLE_FLUSH_S, LATE_ONLY_KEYS, LATE_PRODUCER, PARTITIONS, SANDBOX,
                                          Traffic, budgets_yaml, expected_by_budget, expected_by_key, generate,
                                          last_minutes, partition_of)
@@ -112,13 +115,13 @@ class BucketLog:
         self.reader.close()
 
 
-def assignment(log: Path) -> tuple[int, set[int]]:
-    """(generation, usage.llm partitions) of the worker's latest assignment, from Faust's log; (-1, set())
+def assignment(log: Path, topic: str = "usage.llm") -> tuple[int, set[int]]:
+    """(generation, ``topic``'s partitions) of the worker's latest assignment, from Faust's log; (-1, set())
     before the first."""
     chunks = log.read_text(errors="replace").split("Setting newly assigned partitions")
     if len(chunks) < 2:
         return -1, set()
-    table = re.search(r"\|\s*usage\.llm\s*\|\s*\{([^}]*)\}", chunks[-1])
+    table = re.search(rf"\|\s*{re.escape(topic)}\s*\|\s*\{{([^}}]*)\}}", chunks[-1])
     generation = re.search(r"generation id (\d+)", chunks[-1])
     parts: set[int] = set()
     for part in (table.group(1).split(",") if table else []):
@@ -240,6 +243,24 @@ def check_everything(tmp_path: Path, events: list[dict[str, Any]], log: BucketLo
         assert "Traceback" not in text, f"{w.log_path.name}:\n{text[max(0, text.index('Traceback') - 300):][:3000]}"
 
 
+def check_detectors_recovered(saves: dict[str, list[Save]], at_kill: dict[str, list[Save]],
+                              victim_parts: set[int]) -> None:
+    """Detector state was recovered, not re-warmed: no series' observation count ever went down (a detector
+    rebuilt from nothing starts again at 1), and the series the killed worker owned carried on after it
+    from the count it had saved (its next owner read the changelog; test_restart.py shows the same by an
+    alert only a warm detector can raise, which this test's kill time, set by the stream, cannot place)."""
+    drops = {series: pairs[:2] for series, history in saves.items() if (pairs := count_drops(history))}
+    assert not drops, f"detector observation counts went down (re-warmed?): {dict(list(drops.items())[:5])}"
+    carried = {}
+    for series, before in at_kill.items():
+        last = before[-1]
+        if last.partition in victim_parts and last.n and len(saves.get(series, ())) > len(before):
+            carried[series] = (last.n, saves[series][len(before)].n)
+    assert victim_parts and len(carried) >= 10, \
+        f"too few of the killed worker's series saved again after the kill to tell: {carried}"
+    assert all(after is not None and after >= before for before, after in carried.values()), carried
+
+
 def _setup(tmp_path: Path, rounds: int, seed: int) -> tuple[list[list[tuple[str, dict[str, Any]]]],
                                                             list[dict[str, Any]], Path]:
     assert partition_of("gateway-us") == partition_of(LATE_PRODUCER) != partition_of("gateway-eu")
@@ -279,6 +300,10 @@ def test_kill_rebalance_and_stall_lose_and_double_nothing(tmp_path: Path) -> Non
             victim.process.wait(timeout=10)
             victim.process = None
             workers.append(worker(broker, database_url, tmp_path / "worker3.log", **env).start())
+            # what the victim's detectors had saved when it died (detect reads buckets; a series' monitors
+            # changelog partition is its buckets partition); read while the replacement starts up
+            victim_parts = assignment(victim.log_path, BUCKETS_TOPIC)[1]
+            at_kill = observation_counts(broker.bootstrap, env["app_id"])
             traffic.release(120)
             until("the replacement and the survivor to share the partitions", lambda: settled_group(workers), 90,
                   alive, detail=lambda: [assignment(w.log_path) for w in workers[1:]])
@@ -296,6 +321,7 @@ def test_kill_rebalance_and_stall_lose_and_double_nothing(tmp_path: Path) -> Non
             finally:
                 os.kill(stalled.process.pid, signal.SIGCONT)
             traffic.finish(timeout=120)
+            check_detectors_recovered(observation_counts(broker.bootstrap, env["app_id"]), at_kill, victim_parts)
             check_everything(tmp_path, events, log, workers, database_url, budgets, broker.bootstrap, late_ok=True)
         finally:
             log.close()

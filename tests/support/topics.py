@@ -39,7 +39,8 @@ def consumed(bootstrap: str, group: str, topic: str) -> bool:
 
 
 def changelog_records(bootstrap: str, topic: str) -> dict[int, list[tuple[int, bytes, bytes | None]]]:
-    """Per partition, every record of ``topic`` in offset order: (offset, key, value; ``None`` a deletion).
+    """Per partition, every record of ``topic`` so far in offset order: (offset, key, value; ``None`` a
+    deletion).
 
     Read to the end offsets, whole record batches at a time (the embedded broker's end offset is the last
     batch's base offset + 1, so the offsets are taken from the records, not from it)."""

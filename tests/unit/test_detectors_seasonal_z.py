@@ -264,3 +264,24 @@ def test_huge_values_are_ignored_not_a_crash() -> None:
     t = T0 + timedelta(minutes=150)
     assert d.score_one(12.0, t) == ref.score_one(12.0, t)
     assert 0.0 <= d.score_one(1e300, t) <= 1.0
+
+
+def test_twin_copy_equals_a_deep_copy_and_shares_nothing_mutable():
+    """The raw-space twin starts as a copy of the detector: the same as copy.deepcopy (field by field), cheaper."""
+    import copy
+    from array import array as _array
+
+    rng, t0 = random.Random(5), datetime(2026, 11, 16, tzinfo=timezone.utc)
+    d = SeasonalZ()
+    for i in range(30):  # in warm-up: the twin exists, the Box-Cox sums are filled
+        d.learn_one(10 * math.exp(rng.gauss(0, 0.5)), t0 + timedelta(minutes=i))
+    d.daily[3] = 0.25  # a non-zero array (warm-up keeps them zero)
+    deep, mine = copy.deepcopy(d), d.clone()
+    assert type(mine) is SeasonalZ and mine.__dict__.keys() == deep.__dict__.keys()
+    for k, v in deep.__dict__.items():
+        if isinstance(v, SeasonalZ):
+            assert mine.__dict__[k].__dict__ == v.__dict__ and mine.__dict__[k] is not d.__dict__[k]
+        else:
+            assert mine.__dict__[k] == v, k
+        if isinstance(v, (list, _array, SeasonalZ)):
+            assert mine.__dict__[k] is not d.__dict__[k], k

@@ -21,6 +21,7 @@ from detectors.child_baselines import ChildBaselines
 from detectors.ew_zscore import EwZScore
 from detectors.gpu_tracker import GpuTracker
 from detectors.monitor import SeriesMonitor
+from detectors import seasonal_z_state
 from detectors.pinned_model import ModelActivity, ServingStatus
 from detectors.registry import DETECTORS, make_detector
 from detectors.zombie_gpu import ZombieRules
@@ -220,6 +221,10 @@ def test_the_old_pickle_bomb_is_refused_within_bounded_memory() -> None:
 
 def forged() -> dict[str, tuple[bytes, str]]:
     mon = SeriesMonitor(make_detector("seasonal_z")).to_state()
+    mon_v1 = dict(zip(SeriesMonitor.STATE_FIELDS, mon))  # version 1: the same fields by name
+    sz = make_detector("seasonal_z").to_state()
+    sz_v1 = dict(zip(seasonal_z_state.ORDER, sz))
+    weekly_at = seasonal_z_state.ORDER.index("weekly")
     enc = msgspec.msgpack.Encoder()
     ext = msgspec.msgpack.Ext
     deep_tuple = enc.encode(None)
@@ -230,7 +235,10 @@ def forged() -> dict[str, tuple[bytes, str]]:
         "wrong version": (raw("child_baselines", 99, ChildBaselines().to_state()),
                           "version 99, this code reads up to 1"),
         "version 0": (raw("child_baselines", 0, ChildBaselines().to_state()), "version 0"),
-        "wrong type tag": (raw("seasonal_z", 1, ChildBaselines().to_state()), "seasonal_z version 1: fields differ"),
+        "wrong type tag": (raw("seasonal_z", 1, ChildBaselines().to_state()),
+                           "seasonal_z migration from version 1: fields differ"),
+        "positional seasonal_z short": (raw("seasonal_z", 2, sz[:-1]), "not a list of the 48 fields"),
+        "version-2 seasonal_z as a dict": (raw("seasonal_z", 2, sz_v1), "not a list of the 48 fields"),
         "unregistered tag": (raw("os.system", 1, {}), "unregistered type tag 'os.system'"),
         "positional fields short": (raw("serving_status", 1, ["srv", 1.0]), "not a list of the 6 fields"),
         "positional field mistyped": (raw("zombie_rules", 1, ["x"] * 7), "Expected `float`, got `str`"),
@@ -244,10 +252,15 @@ def forged() -> dict[str, tuple[bytes, str]]:
         "array of a partial item": (PREFIX + enc.encode(ext(4, b"d" + b"\x00" * 7)), "not a whole number of items"),
         "array of unicode": (PREFIX + enc.encode(ext(4, b"u" + b"\x00" * 4)), "an allowed typecode"),
         "msgpack claims 4G items": (PREFIX + b"\xdd\xff\xff\xff\xff", "truncated"),
-        "monitor bitmask of 2**40 buckets": (raw("series_monitor", 1, {**mon, "confirm_window": 1 << 40}),
+        "monitor bitmask of 2**40 buckets": (raw("series_monitor", 1, {**mon_v1, "confirm_window": 1 << 40}),
                                              "confirm_window must be 1..64"),
-        "seasonal array of 10**9 zeros": (raw("seasonal_z", 1, {**make_detector("seasonal_z").to_state(),
-                                                                 "weekly": 10 ** 9}), "'weekly' must be 168"),
+        "v2 monitor bitmask of 2**40 buckets": (
+            raw("series_monitor", 2, [1 << 40 if n == "confirm_window" else v
+                                      for n, v in zip(SeriesMonitor.STATE_FIELDS, mon)]),
+            "confirm_window must be 1..64"),
+        "seasonal array of 10**9 zeros": (raw("seasonal_z", 1, {**sz_v1, "weekly": 10 ** 9}), "'weekly' must be 168"),
+        "v2 seasonal array of 10**9 zeros": (raw("seasonal_z", 2, sz[:weekly_at] + [10 ** 9] + sz[weekly_at + 1:]),
+                                             "'weekly' must be 168"),
         "river window of 10**9": (raw("river_gaussian", 1, {**make_detector("river_gaussian").to_state(),
                                                              "window_size": 10 ** 9}), "window_size must be"),
         "burn rings off the rules": (raw("burn_tracker", 1, {**BurnTracker("b", 1.0).to_state(), "_k": 0}),
