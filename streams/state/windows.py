@@ -270,7 +270,7 @@ class KeyWindows:
         if seen is not None and seen[1] is None:
             seen[0] = max(seen[0], newest)
             return
-        if not any(bound is None for c, (_, bound) in self.clocks.items() if c != clock):
+        if self._none_active(besides=(clock,)):
             top = max((n for n, _ in self.clocks.values()), default=-math.inf)  # all closable up to it
             for c, row in self.clocks.items():
                 if c != clock and row[1] == math.inf:
@@ -299,25 +299,34 @@ class KeyWindows:
         >>> kw.punctuate(lambda c: (260.0, True) if c == "eu" else None), kw.watermark(0)
         (True, inf)
         """
-        before = [list(row) for row in self.clocks.values()]
+        changed = False
         idled = []
         for clock, seen in self.clocks.items():
             r = reading(clock)
             if r is None:
                 continue
-            seen[0] = max(seen[0], r[0])
+            if r[0] > seen[0]:
+                seen[0], changed = r[0], True
             if r[1]:
                 idled.append(clock)
-            else:
-                seen[1] = None
-        if idled and not any(bound is None for c, (_, bound) in self.clocks.items() if c not in idled):
-            for row in self.clocks.values():
-                row[1] = math.inf  # every clock idle: nothing holds anything back
+            elif seen[1] is not None:
+                seen[1], changed = None, True
+        if not idled:
+            return changed
+        if self._none_active(besides=idled):
+            bounds = {c: math.inf for c in self.clocks}  # every clock idle: nothing holds anything back
         else:
-            bound = min(n for c, (n, b) in self.clocks.items() if b is None and c not in idled) if idled else None
-            for clock in idled:
-                self.clocks[clock][1] = bound
-        return before != list(self.clocks.values())
+            slowest = min(n for c, (n, b) in self.clocks.items() if b is None and c not in idled)
+            bounds = {c: slowest for c in idled}
+        for clock, bound in bounds.items():
+            row = self.clocks[clock]
+            if row[1] != bound:
+                row[1], changed = bound, True
+        return changed
+
+    def _none_active(self, besides: tuple[str, ...] | list[str]) -> bool:
+        """No clock other than ``besides`` is active (every other one idle, or there is none)."""
+        return not any(bound is None for c, (_, bound) in self.clocks.items() if c not in besides)
 
     # ------------------------------------------------------------------ output
 
