@@ -4,10 +4,11 @@ A ``costs`` message (one key's records, or ``__keys__``: the records of many key
 applies once per key (its origin is remembered in the key's state), moves the key's view of its source
 clock, and closes what that clock allows. A key of a ``__keys__`` message whose state cannot be used (or
 that this agent cannot process) is dead-lettered alone, as a one-key message (replayable), and the other
-keys go on. A punctuation with ``scan`` set
-visits every key of its partition: clocks that went idle let quiet keys close, and keys with nothing
-open and no records for ``key_ttl_seconds`` are dropped (with a ``forget`` batch, so detect drops the
-key's monitors too). The batch is sent before the state is
+keys go on. Every punctuation visits the keys it can move (:class:`streams.state.close_index.CloseIndex`:
+their slowest clock read past their oldest minute's end, or idle), so a quiet key closes within a reading
+interval of its minute becoming closable. A punctuation with ``scan`` set visits every key of its
+partition: clocks that went idle let quiet keys close, and keys with nothing open and no records for
+``key_ttl_seconds`` are dropped (with a ``forget`` batch, so detect drops the key's monitors too). The batch is sent before the state is
 saved; a crash between the two re-emits the same batch under the same ``seq`` (the decisions depend
 only on the key's state and the messages, which are read again in the same order). Each key applies a
 ``costs`` message once, by its offset (:meth:`KeyWindows.first_time`): a recovered state can be ahead of
@@ -36,9 +37,10 @@ import orjson
 from schemas.bucket import Bucket, dump_batch
 from streams.agents.guard import dead_letter, guarded, is_transient, report_quarantine, retrying
 from streams.agents.normalize import KEYS, PUNCT
-from streams.settings import Settings
+from streams.settings import COSTS_TOPIC, Settings
 from streams.state.applied import already_applied
 from streams.state.clocks import Punctuation
+from streams.state.close_index import CloseIndex
 from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.windows import KeyWindows
 from streams.topology import app, buckets_topic, costs_topic, open_buckets, settings
@@ -74,6 +76,8 @@ class Aggregate:
         self.live: dict[str, tuple[bytes | None, KeyWindows]] = {}
         # per partition, the encoded states (None: deleted) applied but not yet written to the table
         self.unsaved: dict[int, dict[str, bytes | None]] = {}
+        # worker-local: keys with open buckets by the clock holding them back (what a punctuation can close)
+        self.index = CloseIndex()
 
     def _current(self, key: str, partition: int) -> bytes | None:
         pending = self.unsaved.get(partition)
@@ -101,10 +105,54 @@ class Aggregate:
         data = encode(kw)
         self.unsaved.setdefault(partition, {})[key] = data
         self._keep(key, data, kw)
+        self.index.file(partition, key, kw.holder(self.settings.allowed_lateness_seconds))
 
     def _stage_delete(self, key: str, partition: int) -> None:
         self.unsaved.setdefault(partition, {})[key] = None
         self.live.pop(key, None)
+        self.index.file(partition, key, None)
+
+    def _keys(self, partition: int) -> list[str]:
+        """Every key the table holds (any partition) and the new keys of ``partition`` not yet written."""
+        unsaved = self.unsaved.get(partition, {})
+        return list(self.windows.keys()) + [k for k, v in unsaved.items() if v is not None and k not in self.windows.raw]
+
+    async def _own(self, key: str, partition: int) -> KeyWindows | None:
+        """``key``'s state if it lives on ``partition`` (learning the partition of each key decoded)."""
+        if self.partition_of.get(key, partition) != partition:
+            return None
+        try:
+            kw = self._get(key, partition)
+        except StateQuarantined as q:
+            await report_quarantine(q, "aggregate")
+            return None
+        if kw is not None:
+            self.partition_of[key] = kw.partition
+        return kw if kw is not None and kw.partition == partition else None
+
+    async def _cover(self, partition: int) -> None:
+        """File every key of ``partition`` with open buckets, before the first message of it is applied here
+        (a new worker, or after a rebalance): a punctuation's selection must see all of them."""
+        self.index.start(partition)
+        lateness = self.settings.allowed_lateness_seconds
+        for n, key in enumerate(self._keys(partition)):
+            if n % 500 == 499:
+                await asyncio.sleep(0)
+            if self.partition_of.get(key, partition) != partition:
+                continue
+            try:
+                kw = self._get(key, partition)
+            except StateQuarantined:
+                continue  # reported by the message or scan that meets it
+            if kw is not None:
+                self.partition_of[key] = kw.partition
+                if kw.partition == partition:
+                    self.index.file(partition, key, kw.holder(lateness))
+
+    def forget_partitions(self, partitions: list[int]) -> None:
+        """Partitions revoked by a rebalance: their keys are filed afresh if they come back."""
+        for partition in partitions:
+            self.index.forget(partition)
 
     def save(self) -> int:
         """Write every state changed since the last save (once per key); returns how many."""
@@ -127,6 +175,8 @@ class Aggregate:
 
     async def _handle(self, key: str, value: bytes, partition: int, timestamp: float,
                       reject: RejectKey | None = None, offset: int | None = None) -> None:
+        if not self.index.covers(partition):
+            await self._cover(partition)
         if key == PUNCT:
             await self.punctuate(partition, Punctuation.model_validate_json(value), offset)
             return
@@ -165,45 +215,46 @@ class Aggregate:
         self._stage(key, kw, partition)
 
     async def punctuate(self, partition: int, punct: Punctuation, offset: int | None = None) -> None:
-        if not punct.scan:
+        """A scan visits every key of the partition (idle clocks, expiry); any other punctuation visits the keys
+        the index says it can move (their holding clock read past their due time, or idle)."""
+        if punct.scan:
+            for n, key in enumerate(self._keys(partition)):
+                if n % 500 == 499:
+                    await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
+                await self._visit(key, partition, punct, offset, expire=True)
+            return
+        for n, key in enumerate(self.index.due(partition, punct.reading)):
+            if n % 500 == 499:
+                await asyncio.sleep(0)
+            await self._visit(key, partition, punct, offset, expire=False)
+
+    async def _visit(self, key: str, partition: int, punct: Punctuation, offset: int | None, expire: bool) -> None:
+        kw = await self._own(key, partition)
+        # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
+        if kw is None:
             return
         lateness = self.settings.allowed_lateness_seconds
-        unsaved = self.unsaved.get(partition, {})
-        keys = list(self.windows.keys()) + [k for k, v in unsaved.items() if v is not None and k not in self.windows.raw]
-        for n, key in enumerate(keys):
-            if n % 500 == 499:
-                await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
-            if self.partition_of.get(key, partition) != partition:
-                continue
-            try:
-                kw = self._get(key, partition)
-            except StateQuarantined as q:
-                await report_quarantine(q, "aggregate")
-                continue
-            if kw is not None:
-                self.partition_of[key] = kw.partition
-            # each key is changed by its own partition's punctuation, so its changelog stays co-partitioned
-            if kw is None or kw.partition != partition:
-                continue
-            try:
-                if not kw.first_time(offset):
-                    continue
-                moved = kw.punctuate(punct.reading)
-                closed = kw.close_due(lateness)
-                if closed:
-                    await self._emit(kw, closed)
-                elif kw.expired(punct.wall, self.settings.key_ttl_seconds):
-                    kw.emitted += 1
-                    await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
-                    self._stage_delete(key, partition)
-                    self.partition_of.pop(key, None)
-                    continue
-            except BaseException:
-                self.live.pop(key, None)
-                raise
-            if closed or moved:  # a clock that went idle (or moved) must be kept for the next reading
-                self._stage(key, kw, partition)
-            # else only its input offset moved (in the decoded copy): a replay of this punctuation changes nothing
+        try:
+            if not kw.first_time(offset):
+                self.index.file(partition, key, kw.holder(lateness))
+                return
+            moved = kw.punctuate(punct.reading)
+            closed = kw.close_due(lateness)
+            if closed:
+                await self._emit(kw, closed)
+            elif expire and kw.expired(punct.wall, self.settings.key_ttl_seconds):
+                kw.emitted += 1
+                await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
+                self._stage_delete(key, partition)
+                self.partition_of.pop(key, None)
+                return
+        except BaseException:
+            self.live.pop(key, None)
+            raise
+        if closed or moved:  # a clock that went idle (or moved) must be kept for the next reading
+            self._stage(key, kw, partition)
+        else:  # only its input offset moved (in the decoded copy): a replay of this punctuation changes nothing
+            self.index.file(partition, key, kw.holder(lateness))
 
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:
@@ -218,6 +269,19 @@ async def _send_batch(key: str, value: bytes) -> None:
 async def aggregate(stream: faust.StreamT) -> None:
     """Sum cost records into event-time buckets per allocation key; emit closed buckets."""
     handler = Aggregate(open_buckets, _send_batch, settings)
+
+    def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        handler.forget_partitions([tp.partition for tp in revoked if tp.topic == COSTS_TOPIC])
+
+    app.on_partitions_revoked.connect(revoked)
+    try:
+        await _consume(stream, handler)
+    finally:
+        app.on_partitions_revoked.disconnect(revoked)
+
+
+async def _consume(stream: faust.StreamT, handler: Aggregate) -> None:
+    """The agent's loop: one message at a time (disk store) or in batches saved once per key (memory)."""
 
     async def one(event: faust.EventT) -> None:
         msg = event.message

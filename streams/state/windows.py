@@ -337,6 +337,24 @@ class KeyWindows:
         low = min(held, default=math.inf)
         return math.inf if low == math.inf else low - lateness
 
+    def holder(self, lateness: float) -> tuple[str, float] | None:
+        """The clock holding this key's oldest open bucket back (the slowest, by its newest event time or
+        its idle bound) and the event time it must reach for that bucket to close; ``None`` with nothing
+        open, or nothing holding it (every clock idle: it closes at once). What ``CloseIndex`` files.
+
+        >>> kw = KeyWindows("k", 60)
+        >>> kw.add({"ts": 125.0, "cost_usd": 1.0}); kw.see_clock("eu", 150.0); kw.see_clock("us", 130.0)
+        True
+        >>> kw.holder(lateness=30)        # the bucket [120, 180) closes once us reaches 210
+        ('us', 210.0)
+        """
+        if not self.sums or not self.clocks:
+            return None
+        low, clock = min((newest if bound is None else bound, c) for c, (newest, bound) in self.clocks.items())
+        if low == math.inf:
+            return None
+        return clock, float(min(self.sums) + self.seconds + lateness)
+
     @property
     def pending(self) -> bool:
         return bool(self.sums or self.late_sums)
