@@ -3,11 +3,12 @@
 :func:`reference_work` is the definition: ``Normalizer.parse`` (a pydantic model and a ``CostRecord`` per event),
 cardinality limits per record, then the partial sums per (key, bucket) (``PartialSums``), spend per budget
 (``spend_by_budget``), GPU samples and requests per served model. :class:`MessageWork` gives the same
-:class:`Work` faster for envelopes of native events: msgspec decoding into columns
-(:mod:`schemas.fast_native`), everything that depends only on the key resolved once per distinct key (allocation,
-limits, roll-up keys, budgets, served-model key), and the partial sums added per event in event order, so every
-sum is the reference's to the last bit. A message it does not handle goes to the reference path whole (bad events
-get the reference's reasons). ``tests/unit/test_normalize_fast.py`` checks both give equal work.
+:class:`Work` faster for envelopes of native events and of LiteLLM payloads: msgspec decoding into columns
+(:mod:`schemas.fast_native`, :mod:`schemas.fast_litellm`), everything that depends only on the key resolved once
+per distinct key (allocation, limits, roll-up keys, budgets, served-model key), and the partial sums added per
+event in event order, so every sum is the reference's to the last bit. A message it does not handle goes to the
+reference path whole (bad events get the reference's reasons). ``tests/unit/test_normalize_fast.py`` and
+``tests/unit/test_litellm_fast.py`` check both give equal work.
 
 >>> from guardrails.budget_book import BudgetBook
 >>> from schemas.cardinality import CardinalityLimiter
@@ -39,6 +40,7 @@ from guardrails.spend_routing import spend_by_budget
 from schemas.cardinality import CardinalityLimiter
 from schemas.cost import KEY_FIELDS, CostRecord, key_string
 from schemas.deadletter import Rejection
+from schemas.fast_litellm import LiteLlmResolver, decode_litellm
 from schemas.fast_native import NativeBatch, Resolver, decode_native
 from schemas.ingest import Normalizer
 from streams.gpu import gpu_samples_by_resource, requests_by_model
@@ -110,7 +112,7 @@ _TS, _N, _COST, _IN, _OUT, _CR, _CW, _UNPRICED, _ROLL, _SPEND, _KEYED, _BUCKET =
 
 
 class MessageWork:
-    """The per-message work of normalize, fast for native envelopes (see the module docstring)."""
+    """The per-message work of normalize, fast for native and LiteLLM envelopes (see the module docstring)."""
 
     MAX_KEYS = 1 << 17
 
@@ -119,6 +121,7 @@ class MessageWork:
         self.normalizer, self.book, self.limiter = normalizer, book, limiter
         self.seconds, self.levels, self.fast = seconds, tuple(tuple(level) for level in levels), fast
         self.resolver = Resolver(normalizer.catalog, normalizer.rules)
+        self.litellm = LiteLlmResolver(normalizer.catalog, normalizer.rules)
         self._keyed: dict[tuple[tuple[str, ...], str], _Keyed] = {}
 
     def run(self, source: str, raw: Any, *, now: float | None = None) -> Work:
@@ -132,9 +135,11 @@ class MessageWork:
             if paused:
                 gc.disable()
             try:
-                batch = decode_native(raw, self.resolver, now=time.time() if now is None else now,
-                                      max_future_skew_s=n.max_future_skew.total_seconds())
-                work = self._from_batch(batch) if batch is not None else None
+                at, skew = time.time() if now is None else now, n.max_future_skew.total_seconds()
+                batch, fmt = decode_native(raw, self.resolver, now=at, max_future_skew_s=skew), "native"
+                if batch is None:  # LiteLLM payloads (each has a startTime: never native)
+                    batch, fmt = decode_litellm(raw, self.litellm, now=at, max_future_skew_s=skew), "litellm"
+                work = self._from_batch(batch, fmt) if batch is not None else None
             finally:
                 if paused:
                     gc.enable()
@@ -155,7 +160,7 @@ class MessageWork:
                                                        model_key(values[3]))
         return got
 
-    def _from_batch(self, b: NativeBatch) -> Work | None:
+    def _from_batch(self, b: NativeBatch, fmt: str = "native") -> Work | None:
         """The work of a decoded batch; ``None`` in the one case its shortcuts would not be exact (two keys of a
         roll-up bucket with the same child name, only possible with ``|`` or ``=`` in tag values)."""
         seconds, admission = self.seconds, self.limiter.admission
@@ -199,7 +204,7 @@ class MessageWork:
                 if k.model is not None:
                     per = counts.setdefault(k.model, {})
                     per[minute] = per.get(minute, 0) + 1
-        return self._finish(b, slots, rolls, cells, counts)
+        return self._finish(b, slots, rolls, cells, counts, fmt)
 
     def _slot(self, k: _Keyed, bucket: int, ts: float, rolls: dict[tuple[str, int], list[Any]],
               cells: dict[tuple[str, int], list[float]]) -> list[Any]:
@@ -220,7 +225,7 @@ class MessageWork:
 
     def _finish(self, b: NativeBatch, slots: dict[tuple[str, int], list[Any]],
                 rolls: dict[tuple[str, int], list[Any]], cells: dict[tuple[str, int], list[float]],
-                counts: dict[str, dict[int, int]]) -> Work | None:
+                counts: dict[str, dict[int, int]], fmt: str) -> Work | None:
         by_key: dict[str, list[dict[str, Any]]] = {}
         per_minute = self.seconds == MINUTE_S
         unpriced = 0
@@ -246,7 +251,7 @@ class MessageWork:
                 spend.setdefault(bid, {})[minute] = cell[0]
         n = len(b.ts)
         stats = self.normalizer.stats
-        stats["format.native"] += n
+        stats["format." + fmt] += n
         if unpriced:
             stats["unpriced"] += unpriced
         stats["records"] += n

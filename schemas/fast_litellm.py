@@ -1,0 +1,267 @@
+"""A fast decoder for envelopes of LiteLLM ``StandardLoggingPayload`` events, as columns.
+
+The reference path (``schemas.sources.litellm.parse``) validates a pydantic model and builds a ``CostRecord`` per
+event. This module decodes a whole envelope with msgspec into :class:`schemas.fast_native.NativeBatch` columns
+(what ``streams.agents.normalize_work.MessageWork`` sums), reading only the fields the reference reads and
+skipping the rest of each ~1-15 KB payload unparsed.
+
+What depends only on the fields that name the call's model and owner - ``model``, ``custom_llm_provider``,
+``model_group``, ``end_user``, ``request_tags``, ``team_id``, ``status``, ``cache_hit`` and the key and tag fields
+of ``metadata`` - is resolved once per distinct combination of their raw JSON bytes *by the reference itself*
+(``LiteLlmPayload`` then ``to_usage`` then ``llm_allocation``, as ``llm_record`` does), so lenient parsing, the
+key's team over request tags and the dropping of caller ``key.*`` tags cannot drift. Per event it reads the time,
+cost and token fields, with strict types.
+
+It is deliberately narrow: :func:`decode_litellm` returns ``None`` ("use the reference path") for a message it
+does not accept exactly as the reference would: a per-event field of a lax type (a number as text, a float
+token count, ``metadata`` or ``usage_object`` as a JSON string), a time that is not Unix seconds of 2000-2099 or is
+within a second of the future-skew limit, an id over 200 characters, a failed call or a cache hit (their records
+carry counts ``MessageWork`` does not sum), a combination the reference rejects, another format, OTLP, an empty
+envelope. Every envelope with a bad event thus goes whole to the reference, which gives each its exact reason.
+
+>>> from schemas.pricing import PriceCatalog
+>>> from schemas.allocation import AllocationRules
+>>> res = LiteLlmResolver(PriceCatalog.load(), AllocationRules.load())
+>>> ev = (b'{"model": "openai/gpt-4o", "startTime": 1767607200.5, "response_cost": 0.25, "prompt_tokens": 10,'
+...       b' "metadata": {"user_api_key_team_alias": "search"}, "request_tags": ["team:ads", "feature:chat"]}')
+>>> b = decode_litellm(b"[" + ev + b"]", res, now=1767607200.0)
+>>> c = b.combos[0]
+>>> c.values, c.tier, b.ts, b.cost, b.tokens
+(('search', 'chat', 'unknown', 'gpt-4o', 'production'), 'production', [1767607200.5], [0.25], [(10, 0, 0, 0)])
+>>> decode_litellm(b'[' + ev.replace(b'10,', b'"10",') + b']', res, now=1767607200.0) is None
+True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from operator import attrgetter
+from typing import Annotated, Any, Literal
+
+import msgspec
+import orjson
+
+from schemas.allocation import AllocationRules
+from schemas.events import MAX_FUTURE_SKEW
+from schemas.fast_native import Combo, NativeBatch
+from schemas.pricing import PriceCatalog
+from schemas.sources import llm_allocation
+from schemas.sources.litellm import LiteLlmPayload, to_usage
+
+__all__ = ["LiteLlmResolver", "decode_litellm"]
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]  # schemas.sources._common.Count (MAX_TOKENS)
+_Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # finite, non-negative
+#: Unix seconds of 2000-2099: what the reference reads as seconds (``_epoch``: below 1e11), far from any edge.
+_Seconds = Annotated[float, msgspec.Meta(ge=946_684_800.0, lt=4_102_444_800.0)]
+_Id = Annotated[str, msgspec.Meta(max_length=200)]
+_ABSENT = msgspec.Raw(b"")
+#: The time the reference parses a combination at (allocation does not depend on it).
+_ANY_TIME = 1_767_225_600.0
+
+
+class _Details(msgspec.Struct, gc=False):
+    cached_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct, gc=False):
+    """``metadata.usage_object``: the cache split (an int out of range counts 0, as the reference's ``_count``)."""
+
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    prompt_tokens_details: _Details | None = None
+
+
+class _Meta(msgspec.Struct, gc=False):
+    """``metadata``: the fields that name the key and its tags, raw (the reference interprets them), and the usage."""
+
+    user_api_key_alias: msgspec.Raw = _ABSENT
+    user_api_key_team_id: msgspec.Raw = _ABSENT
+    user_api_key_team_alias: msgspec.Raw = _ABSENT
+    user_api_key_user_id: msgspec.Raw = _ABSENT
+    user_api_key_org_id: msgspec.Raw = _ABSENT
+    user_api_key_end_user_id: msgspec.Raw = _ABSENT
+    team_id: msgspec.Raw = _ABSENT
+    team_alias: msgspec.Raw = _ABSENT
+    spend_logs_metadata: msgspec.Raw = _ABSENT
+    usage_object: _Usage | None = None
+
+
+#: The raw fields of a combination, in key order: the payload's, then metadata's.
+_TOP_KEYS = ("model", "custom_llm_provider", "model_group", "end_user", "request_tags", "team_id", "status",
+             "cache_hit")
+_META_KEYS = tuple(f for f in _Meta.__struct_fields__ if f != "usage_object")
+_SEP = b"\0"
+
+
+class _Event(msgspec.Struct, gc=False):
+    """The fields of ``LiteLlmPayload`` (others ignored, as the reference does); per-event ones strictly typed."""
+
+    startTime: _Seconds
+    model: msgspec.Raw
+    format: Literal["litellm"] | None = None
+    id: _Id | None = None
+    request_id: _Id | None = None
+    response_cost: _Money | None = None
+    spend: _Money | None = None
+    prompt_tokens: _Count = 0
+    completion_tokens: _Count = 0
+    total_tokens: _Count | None = None
+    endTime: _Seconds | None = None
+    response_time: _Money | None = None
+    response_cost_failure_debug_info: Any = None
+    custom_llm_provider: msgspec.Raw = _ABSENT
+    model_group: msgspec.Raw = _ABSENT
+    end_user: msgspec.Raw = _ABSENT
+    request_tags: msgspec.Raw = _ABSENT
+    team_id: msgspec.Raw = _ABSENT
+    status: msgspec.Raw = _ABSENT
+    cache_hit: msgspec.Raw = _ABSENT
+    metadata: _Meta | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """``{"events": [...]}`` (other keys ignored, as the reference does, except the two that change its meaning)."""
+
+    events: list[_Event]
+    format: Any = msgspec.UNSET
+    resourceSpans: Any = msgspec.UNSET
+
+
+class _Top(msgspec.Struct, gc=False):
+    """A single event's keys that would make it something else (OTLP, an envelope)."""
+
+    events: msgspec.Raw = _ABSENT
+    resourceSpans: Any = msgspec.UNSET
+
+
+_TOP_FIELDS = attrgetter(*_TOP_KEYS)
+_META_FIELDS = attrgetter(*_META_KEYS)
+_LIST = msgspec.json.Decoder(list[_Event])
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_TOP = msgspec.json.Decoder(_Top)
+_ONE = msgspec.json.Decoder(_Event)
+_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_ENVELOPE_FORMATS = (msgspec.UNSET, None, "litellm")  # the envelope leaves each event's format to detection
+
+
+class LiteLlmResolver:
+    """Resolves combinations with the reference parser and remembers them (bounded)."""
+
+    MAX = 65_536
+    MAX_KEY_BYTES = 2048  # so the cache holds at most ~130 MB of keys whatever producers send
+
+    def __init__(self, catalog: PriceCatalog, rules: AllocationRules) -> None:
+        self.catalog, self.rules = catalog, rules
+        self.cache: dict[bytes, Combo | None] = {}
+
+    def combo(self, ev: _Event) -> Combo | None:
+        """The combination of an event (``None``: the reference rejects it, or it is a failed call or a cache
+        hit, so the envelope is not handled here)."""
+        m = ev.metadata
+        # One bytes key: the raw values joined by NUL, which valid JSON never holds outside an escape (no raw
+        # control character in a string); then SOH and the metadata's state and raw values.
+        key = _SEP.join(_TOP_FIELDS(ev)) + (b"" if m is msgspec.UNSET else b"\1null" if m is None else
+                                             b"\1{\1" + _SEP.join(_META_FIELDS(m)))
+        hit = self.cache.get(key, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        got = self._resolve(key)
+        if len(key) <= self.MAX_KEY_BYTES:  # a huge one (caller metadata) is resolved each time, never kept
+            if len(self.cache) >= self.MAX:
+                self.cache.clear()
+            self.cache[key] = got
+        return got
+
+    def _resolve(self, key: bytes) -> Combo | None:
+        top, *meta = key.split(b"\1")
+        doc: dict[str, Any] = {"startTime": _ANY_TIME}
+        doc.update((k, orjson.loads(v)) for k, v in zip(_TOP_KEYS, top.split(_SEP)) if v)
+        if meta:
+            doc["metadata"] = None if meta == [b"null"] else {
+                k: orjson.loads(v) for k, v in zip(_META_KEYS, meta[1].split(_SEP)) if v}
+        try:  # the reference itself: lenient parsing, tags, key over caller tags, provider, canonical model
+            u = to_usage(LiteLlmPayload.model_validate(doc))
+        except ValueError:  # pydantic's ValidationError is one
+            return None
+        if u.failed or u.cache_hit:
+            return None
+        canonical, provider, a = llm_allocation(u.model, u.provider, u.model_group, u.tags, self.catalog, self.rules)
+        return Combo((a.team, a.feature, a.customer, a.model, a.environment), a.tier, canonical, provider)
+
+
+def _events(raw: bytes, one: bool) -> list[_Event] | None:
+    try:
+        if one:
+            return [_ONE.decode(raw)]
+        head = raw.lstrip()[:1]
+        if head == b"[":
+            return _LIST.decode(raw)
+        if head != b"{":
+            return None
+        try:
+            env = _ENVELOPE.decode(raw)
+        except _ERRORS:
+            top = _TOP.decode(raw)
+            if top.resourceSpans is not msgspec.UNSET or bytes(top.events).lstrip()[:1] == b"[":
+                return None  # OTLP, or an envelope with an event not handled here
+            return [_ONE.decode(raw)]  # one event per message
+        if env.resourceSpans is not msgspec.UNSET or env.format not in _ENVELOPE_FORMATS:
+            return None
+        return env.events
+    except _ERRORS:
+        return None
+
+
+def _cache_split(u: _Usage | None) -> tuple[int, int]:
+    """(cache read, cache write) tokens, as ``schemas.sources.litellm`` reads them (out of range: 0)."""
+    if u is None:
+        return 0, 0
+    read = u.cache_read_input_tokens
+    read = read if read is not None and 0 <= read <= 10**12 else 0
+    if not read and u.prompt_tokens_details is not None:
+        read = u.prompt_tokens_details.cached_tokens
+        read = read if read is not None and 0 <= read <= 10**12 else 0
+    write = u.cache_creation_input_tokens
+    return read, write if write is not None and 0 <= write <= 10**12 else 0
+
+
+def decode_litellm(raw: bytes, resolver: LiteLlmResolver, *, now: float, max_future_skew_s: float | None = None,
+                   one: bool = False) -> NativeBatch | None:
+    """One ``usage.llm`` message of LiteLLM payloads as a :class:`NativeBatch`, or ``None`` if it is not handled
+    here (see the module docstring). ``now`` is epoch seconds; ``one``: only a single event (an object)."""
+    events = _events(raw, one)
+    if not events:
+        return None
+    skew = MAX_FUTURE_SKEW.total_seconds()
+    if max_future_skew_s is not None:
+        skew = min(skew, max_future_skew_s)
+    latest = now + skew - 1.0  # within a second of the limit: let the reference decide
+    catalog, utc, fromts = resolver.catalog, timezone.utc, datetime.fromtimestamp
+    out = NativeBatch()
+    combos, tss, costs, priced, tokens = out.combos, out.ts, out.cost, out.priced, out.tokens
+    combo_of = resolver.combo
+    for ev in events:
+        combo = combo_of(ev)
+        if combo is None:
+            return None
+        dt = fromts(ev.startTime, tz=utc)
+        ts = dt.timestamp()
+        if ts > latest:
+            return None
+        m = ev.metadata
+        read, write = _cache_split(m.usage_object) if m else (0, 0)
+        prompt, completion = ev.prompt_tokens, ev.completion_tokens
+        toks = (max(prompt - read - write, 0), completion, read, write)
+        cost = ev.response_cost if ev.response_cost is not None else ev.spend
+        if ev.response_cost_failure_debug_info or (cost == 0 and (prompt or completion)):
+            cost = None  # LiteLLM could not price it: the catalog does (or it is unpriced)
+        if cost is None:
+            cost = catalog.llm_cost(combo.model, dt, input_tokens=toks[0], output_tokens=toks[1],
+                                    cache_read_tokens=read, cache_write_tokens=write)
+        combos.append(combo)
+        tss.append(ts)
+        costs.append(cost if cost is not None else 0.0)
+        priced.append(cost is not None)
+        tokens.append(toks)
+    return out
