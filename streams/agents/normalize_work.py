@@ -189,18 +189,19 @@ class MessageWork:
                 slot[_UNPRICED] += 1
             for roll in slot[_ROLL]:
                 roll[1] += cost  # a roll-up's spend in event order, as the reference adds it
-            if seconds == MINUTE_S:
-                if cost:
+            if cost:
+                if seconds == MINUTE_S and slot[_KEYED] is k:
                     for cell in slot[_SPEND]:
                         cell[0] += cost
-            else:  # buckets of another width: spend and requests per minute event by event
-                minute = int(ts) // MINUTE_S * MINUTE_S
-                if cost:
+                else:  # buckets of another width, or the slot's key seen with another tier: budgets event by event
+                    minute = int(ts) // MINUTE_S * MINUTE_S
                     for bid in k.budgets:
                         cell = cells.get((bid, minute))
                         if cell is None:
                             cell = cells[(bid, minute)] = [0.0]
                         cell[0] += cost
+            if seconds != MINUTE_S:  # requests per minute event by event (a minute bucket's are its slot's)
+                minute = int(ts) // MINUTE_S * MINUTE_S
                 if k.model is not None:
                     per = counts.setdefault(k.model, {})
                     per[minute] = per.get(minute, 0) + 1

@@ -176,3 +176,19 @@ native_events = st.fixed_dictionaries(
 @given(st.lists(st.lists(native_events, max_size=6), min_size=1, max_size=4))
 def test_generated_native_envelopes_agree(envelopes: list[list[dict[str, Any]]]) -> None:
     compare([orjson.dumps(e) for e in envelopes], limits={"team": 3, "customer": 2})
+
+
+def test_one_key_with_two_tiers_in_one_minute_counts_each_events_budgets() -> None:
+    """Found by tests/e2e/test_faults.py (research-sandbox short by $0.0192): the tier is not part of the
+    allocation key, so two events of one key and minute share a bucket slot, but a tier-scoped budget must get
+    only its own tier's spend (the slot had taken its budgets from the first event's tier)."""
+    book = BudgetBook.from_yaml_text("version: 1\nbudgets:\n"
+                                     "  - {id: all, scope: {}, period: day, cap_usd: 100}\n"
+                                     "  - {id: sandbox, scope: {team: ads, tier: sandbox}, period: day, cap_usd: 10}\n")
+    envelope = orjson.dumps([native(tags={"team": "ads", "tier": "production"}, cost_usd=1.0),
+                             native(tags={"team": "ads", "tier": "sandbox"}, cost_usd=2.0),
+                             native(tags={"team": "ads", "tier": "production"}, cost_usd=4.0)])
+    minute = 1767607200
+    for work in (MessageWork(Normalizer(), book, CardinalityLimiter(), 60, LEVELS).run("llm", envelope, now=NOW),
+                 reference_work(Normalizer(), book, CardinalityLimiter(), 60, LEVELS, "llm", envelope)):
+        assert work.spend == {"all": [[minute, 7.0]], "sandbox": [[minute, 2.0]]}
