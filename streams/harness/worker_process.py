@@ -115,7 +115,7 @@ def wait_for_alerts(worker: WorkerProcess, bootstrap: str, database_url: str, ti
     """Wait until the store reflects every alert on the alerts topic; return the stored alerts."""
     reader = TopicReader(bootstrap, ALERTS_TOPIC)
     store = AlertStore(database_url)
-    latest: dict[str, str] = {}
+    history: dict[str, list[str]] = {}  # fingerprint -> its statuses in topic order (one partition per series)
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     try:
@@ -123,14 +123,18 @@ def wait_for_alerts(worker: WorkerProcess, bootstrap: str, database_url: str, ti
             new = [Alert.model_validate_json(v) for v in reader.poll(timeout_ms=300)]
             if new:
                 quiet_since = time.monotonic()
-            latest.update((a.fingerprint, a.status) for a in new)
+            for a in new:
+                history.setdefault(a.fingerprint, []).append(a.status)
             stored = store.alerts()
-            if all({a.fingerprint: a.status for a in stored}.get(f) == s for f, s in latest.items()) \
-                    and time.monotonic() - quiet_since > settle:
+            in_store = {a.fingerprint: a.status for a in stored}
+            behind = {f: (seen, in_store.get(f)) for f, seen in history.items() if in_store.get(f) != seen[-1]}
+            if not behind and time.monotonic() - quiet_since > settle:
                 return stored
             worker.check_alive()
             if time.monotonic() > deadline:
-                raise WorkerFailed("the store did not catch up with the alerts topic")
+                names = {a.fingerprint: f"{a.series_key} {a.metric}" for a in stored}
+                raise WorkerFailed("the store did not catch up with the alerts topic: (statuses on the topic, "
+                                   f"in the store) {[(names.get(f, f), b) for f, b in behind.items()]}")
     finally:
         reader.close()
         store.close()

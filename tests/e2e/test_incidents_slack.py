@@ -21,19 +21,10 @@ from streams.harness.synthetic import Spike, SyntheticDay
 from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS
 from tests.support.slack_emulator import SlackEmulator
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-signing-secret"
-
-
-def wait(predicate, timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def post(port: str, body: bytes, headers: dict[str, str]) -> int:
@@ -71,7 +62,7 @@ def test_one_incident_one_message_through_outage_ack_and_resolve(tmp_path) -> No
             def top() -> list[dict]:
                 return [m for m in slack.messages("#oncall") if "thread_ts" not in m]
 
-            wait(lambda: len(top()) >= 1, 180, "the incident message", worker)
+            until("the incident message", lambda: len(top()) >= 1, 180, worker.check_alive)
             store = IncidentStore(database_url)
             [rec] = store.incidents(state="all")
             assert "ads / copygen" in top()[0]["text"]
@@ -85,17 +76,21 @@ def test_one_incident_one_message_through_outage_ack_and_resolve(tmp_path) -> No
             assert post(port, body, {}) == 401
             assert post(port, body, signed(body)) == 200
             assert post(port, body, signed(body)) == 200
-            wait(lambda: (store.get(rec.id) or rec).acked_by == "U0ONCALL", 60, "the acknowledgement", worker)
-            wait(lambda: "acknowledged by <@U0ONCALL>" in json.dumps(top()[0]["blocks"]), 60,
-                 "the message to show it", worker)
-            wait(lambda: (store.get(rec.id) or rec).status == "resolved", 180, "the resolution", worker)
-            wait(lambda: "(resolved)" in top()[0]["text"], 60, "the message resolved in place", worker)
+            until("the acknowledgement",
+                  lambda: (store.get(rec.id) or rec).acked_by == "U0ONCALL",
+                  60, worker.check_alive)
+            until("the message to show it",
+                  lambda: "acknowledged by <@U0ONCALL>" in json.dumps(top()[0]["blocks"]),
+                  60, worker.check_alive)
+            until("the resolution", lambda: (store.get(rec.id) or rec).status == "resolved", 180, worker.check_alive)
+            until("the message resolved in place", lambda: "(resolved)" in top()[0]["text"], 60, worker.check_alive)
 
             def replies() -> list[str]:
                 return [m["text"] for m in slack.messages("#oncall") if m.get("thread_ts") == top()[0]["ts"]]
 
-            wait(lambda: any("Acknowledged by <@U0ONCALL>" in r for r in replies()), 60, "the ack in the thread",
-                 worker)
+            until("the ack in the thread",
+                  lambda: any("Acknowledged by <@U0ONCALL>" in r for r in replies()),
+                  60, worker.check_alive)
             store.close()
     assert len(top()) == 1  # exactly one message for the one injected cause
     keys = [((m.get("metadata") or {}).get("event_payload") or {}).get("outbox_key") for m in slack.messages()]

@@ -4,7 +4,6 @@ same broker and database delivers every row exactly once: no message lost, none 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
@@ -19,20 +18,10 @@ from streams.harness.synthetic import Spike, SyntheticDay
 from streams.harness.worker_process import WorkerProcess
 from streams.settings import ALL_TOPICS
 from tests.support.slack_emulator import SlackEmulator
+from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-signing-secret"
-
-
-def wait(predicate, timeout: float, what: str, worker: WorkerProcess | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker is not None:
-            worker.check_alive()
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def outbox_key(params: dict) -> str | None:
@@ -56,9 +45,12 @@ def test_kill_minus_nine_with_rows_in_the_outbox_delivers_each_exactly_once(tmp_
                     producer.send("llm", e)
                 producer.flush()
             # the incident's post and its evidence reply are queued, and the worker has tried to send them
-            wait(lambda: sum(i.kind in ("post", "reply") for i in box.items()) >= 2, 240, "rows in the outbox", first)
-            wait(lambda: any(c.status == 503 for c in slack.calls_of("chat.postMessage")), 60,
-                 "a failed delivery attempt", first)
+            until("rows in the outbox",
+                  lambda: sum(i.kind in ("post", "reply") for i in box.items()) >= 2,
+                  240, first.check_alive)
+            until("a failed delivery attempt",
+                  lambda: any(c.status == 503 for c in slack.calls_of("chat.postMessage")),
+                  60, first.check_alive)
             assert first.process is not None
             first.process.kill()  # SIGKILL: no graceful shutdown, rows left pending or claimed mid-attempt
             first.process.wait(timeout=30)
@@ -75,18 +67,21 @@ def test_kill_minus_nine_with_rows_in_the_outbox_delivers_each_exactly_once(tmp_
         slack.fail_for(0)  # Slack is back
         with WorkerProcess(broker.url, database_url, tmp_path / "worker2.log", slack_api_url=slack.base_url,
                            **settings) as second:
-            wait(lambda: (store.get(inc_id) or store.incidents(state="all")[0]).acked_by == "oncall-ann", 180,
-                 "the acknowledgement applied", second)
-            wait(lambda: (store.get(inc_id) or store.incidents(state="all")[0]).status == "resolved", 240,
-                 "the resolution", second)
+            until("the acknowledgement applied",
+                  lambda: (store.get(inc_id) or store.incidents(state="all")[0]).acked_by == "oncall-ann",
+                  180, second.check_alive)
+            until("the resolution",
+                  lambda: (store.get(inc_id) or store.incidents(state="all")[0]).status == "resolved",
+                  240, second.check_alive)
 
             def settled() -> bool:
                 c = box.counts()
                 return c.get("pending", 0) == c.get("sending", 0) == 0 and c.get("done", 0) > 0
 
-            wait(settled, 180, "the outbox delivered", second)
-            wait(lambda: any("(resolved)" in m["text"] for m in slack.messages("#oncall") if "thread_ts" not in m),
-                 60, "the message resolved in place", second)
+            until("the outbox delivered", settled, 180, second.check_alive)
+            until("the message resolved in place",
+                  lambda: any("(resolved)" in m["text"] for m in slack.messages("#oncall") if "thread_ts" not in m),
+                  60, second.check_alive)
         store.close()
 
     rows = box.items()

@@ -5,7 +5,6 @@ model does get requests (equally idle GPUs) does not."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ from sinks.kafka_producer import UsageProducer
 from sinks.store import AlertStore
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS
-from streams.harness.worker_process import WorkerProcess
+from streams.harness.worker_process import WorkerProcess, wait_for_alerts
 from tests.support.waits import until
 
 pytestmark = pytest.mark.e2e
@@ -94,8 +93,9 @@ def test_idle_notebook_and_pinned_idle_model_alert_once_priced_busy_and_requeste
                 until("the zombie-GPU alerts",
                       lambda: len([a for a in store.alerts() if a.detector == "zombie_gpu"]) >= 2, 90,
                       worker.check_alive, detail=lambda: [(a.detector, a.series_key) for a in store.alerts()])
-                time.sleep(3)  # anything else would have arrived by now
-                alerts = sorted((a for a in store.alerts() if a.detector == "zombie_gpu"), key=lambda a: a.metric)
+                # and the store holds every alert the worker sent (none still on its way)
+                stored = wait_for_alerts(worker, broker.bootstrap, database_url, timeout=60)
+                alerts = sorted((a for a in stored if a.detector == "zombie_gpu"), key=lambda a: a.metric)
             finally:
                 store.close()
             final = health()
