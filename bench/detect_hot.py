@@ -3,8 +3,11 @@
 The throughput benchmark's workload closes about one minute per key: every ``buckets`` message is one key's
 one bucket (full keys: one team/feature/customer/model; roll-ups with children), and most series are new.
 This feeds :class:`streams.agents.detect.Detect` the same shape over a dict table (``--minutes`` > 1: the
-same keys again, a minute later, so states are read back and updated), and reports microseconds per message
-and the encoded bytes per series; ``--profile`` prints the top of a cProfile of the run.
+same keys again, a minute later, so states are read back and updated), and reports microseconds per message,
+the table writes per message (each one a changelog message in the worker) and the encoded bytes per table
+value and per key; ``--requests`` sets the calls per full key's bucket (2, the default, scores spend only:
+cost per inference and the other per-request metrics need ``min_requests_per_bucket``, 3; 4 scores six
+metrics per full key); ``--profile`` prints the top of a cProfile of the run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import cProfile
 import pstats
 import time
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 
 from bench.workload import allocation_key
@@ -26,15 +30,40 @@ from streams.settings import Settings
 T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
 
 
-def messages(keys: int, minute: int, seq: int) -> list[bytes]:
+class CountingTable(MutableMapping[str, bytes]):
+    """A dict table that counts writes and deletes (in a worker, each is a changelog message)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.writes = 0
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        self.data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.writes += 1
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def messages(keys: int, minute: int, seq: int, requests: int = 2) -> list[bytes]:
     """One batch per full key, then one per team roll-up (children: its full keys' spend)."""
     start = T0 + timedelta(minutes=minute)
     out, teams = [], {}
     for k in range(keys):
         key = allocation_key(k)
         spend = 0.001 * (1 + k % 7)
-        b = Bucket(key=key, start=start, seconds=60, spend_usd=spend, requests=2, input_tokens=200,
-                   output_tokens=80, records=2)
+        b = Bucket(key=key, start=start, seconds=60, spend_usd=spend, requests=requests, input_tokens=100 * requests,
+                   output_tokens=40 * requests, records=requests)
         out.append(dump_batch(key, seq, [b]))
         team = key.split("|")[0]
         teams.setdefault(team, {})[key.split("|", 1)[1]] = spend
@@ -46,39 +75,45 @@ def messages(keys: int, minute: int, seq: int) -> list[bytes]:
     return out
 
 
-async def run(keys: int, minutes: int) -> tuple[float, int, dict[str, bytes]]:
+async def run(keys: int, minutes: int, requests: int = 2) -> tuple[float, float, int, CountingTable]:
+    """Wall and CPU seconds handling every message (the messages built beforehand), the count, the table."""
     sent: list[Alert] = []
 
     async def send(a: Alert) -> None:
         sent.append(a)
 
-    table: dict[str, bytes] = {}
+    table = CountingTable()
     handler = Detect(table, BucketScorer(Settings(_env_file=None)), send)
-    batches = [messages(keys, m, m + 1) for m in range(minutes)]
+    batches = [messages(keys, m, m + 1, requests) for m in range(minutes)]
     n = sum(map(len, batches))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for minute in batches:
         for value in minute:
             await handler.handle(value)
-    return time.perf_counter() - t, n, table
+    return time.perf_counter() - t, time.process_time() - cpu, n, table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keys", type=int, default=5000)
     ap.add_argument("--minutes", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=2, help="calls per full key's bucket")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     prof = cProfile.Profile() if args.profile else None
     if prof:
         prof.enable()
-    secs, n, table = asyncio.run(run(args.keys, args.minutes))
+    secs, cpu, n, table = asyncio.run(run(args.keys, args.minutes, args.requests))
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
     size = sum(map(len, table.values()))
-    print(f"{n:,} messages in {secs:.2f} s: {1e6 * secs / n:,.0f} us/message; {len(table):,} series, "
-          f"{size / max(len(table), 1):,.0f} B encoded per series")
+    stored = size + sum(len(k.encode()) for k in table)  # what a store holds: values and their table keys
+    keys = len({k.split("#", 1)[0] for k in table})  # an allocation key (before: one value per key#series)
+    print(f"{n:,} messages in {secs:.2f} s: {1e6 * secs / n:,.0f} us/message ({1e6 * cpu / n:,.0f} us CPU), "
+          f"{table.writes / n:.2f} table writes "
+          f"per message; {len(table):,} values for {keys:,} keys, {size / max(len(table), 1):,.0f} B encoded per "
+          f"value, {size / max(keys, 1):,.0f} B per key ({stored / max(keys, 1):,.0f} B with the table keys)")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ its own monitor's warm-up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from detectors.child_baselines import ChildBaselines
@@ -37,23 +36,12 @@ from detectors.sibling_prior import NewChildSpend, SiblingPrior
 from schemas.alert import Alert, Contributor
 from schemas.bucket import Bucket
 from streams.settings import Settings
-from streams.state.codec import register, state_type
-from streams.state.values import ChildrenState, SeriesState
+from streams.state.values import ChildrenState, SeriesState, SiblingsState
 
-register(SiblingPrior)
+__all__ = ["BucketScorer", "SiblingsState", "prior_alert"]
 #: Children a sibling prior tracks per roll-up (as many as the root-cause baselines keep).
 PRIOR_MAX_CHILDREN = 200
 ROLLED_UP = "*"
-
-
-@state_type("siblings", 1)
-@dataclass(slots=True)
-class SiblingsState:
-    """A roll-up key's sibling prior (cold start), and the last bucket applied (batch seq, start)."""
-
-    seq: int
-    at: float
-    prior: SiblingPrior
 
 
 def prior_alert(bucket: Bucket, e: NewChildSpend) -> Alert:

@@ -1,5 +1,12 @@
 """detect: score each closed bucket per (key, metric); open and resolve incidents as alerts.
 
+A key's series (one per metric, and a roll-up's root-cause baselines and sibling prior) are one value of
+table ``monitors``, a :class:`~streams.state.values.KeyMonitors` under the allocation key: read once and
+written once per message (one changelog message, not one per series), and not written at all when the
+message taught nothing (a redelivered batch, late corrections only). A key still held in the layout before
+(``key#kind``, one value per series) is read from it, each value through its own migrations, written as one
+value and its old values deleted.
+
 Alerts are sent before the monitors are saved: a crash between the two re-scores nothing (each
 series remembers the last bucket it learnt from) but re-sends the same alerts, which the store
 keeps once by fingerprint; the other order could lose an alert nobody was told about.
@@ -15,9 +22,9 @@ import faust
 from schemas.alert import Alert
 from schemas.bucket import load_batch
 from streams.agents.guard import guarded, retrying
-from streams.scoring import BucketScorer, SiblingsState
+from streams.scoring import BucketScorer
 from streams.state.tables import TypedTable
-from streams.state.values import ChildrenState, SeriesState
+from streams.state.values import SERIES_KINDS, KeyMonitors, legacy_key
 from streams.topology import alerts_topic, app, buckets_topic, monitors_raw, settings
 
 SendAlert = Callable[[Alert], Awaitable[Any]]
@@ -27,39 +34,67 @@ async def send_alert(alert: Alert) -> None:
     await retrying(lambda: alerts_topic.send(key=alert.series_key.encode(), value=alert.model_dump_json().encode()))
 
 
-#: What each kind of series in table monitors holds: ``key#metric`` a SeriesState, the roll-up root-cause
-#: baselines ``key#children`` a ChildrenState, the roll-up cold-start prior ``key#siblings`` a SiblingsState.
-KINDS: dict[str, type] = {"children": ChildrenState, "siblings": SiblingsState}
+class _Held:
+    """One key's series while a message is handled: loaded once, saved once."""
+
+    __slots__ = ("series", "legacy", "changed")
+
+    def __init__(self, series: dict[str, Any], legacy: tuple[str, ...]) -> None:
+        self.series, self.legacy, self.changed = series, legacy, bool(legacy)
 
 
 class Detect:
     def __init__(self, monitors: MutableMapping[str, bytes], scorer: BucketScorer, send: SendAlert) -> None:
-        self.series = TypedTable(monitors, "monitors", SeriesState)
-        self.kinds = {kind: TypedTable(monitors, "monitors", cls) for kind, cls in KINDS.items()}
+        self.keys = TypedTable(monitors, "monitors", KeyMonitors)
+        #: the kinds of series a key may hold in the layout before (as its forget deleted them)
+        self.legacy_kinds = (*scorer.settings.metrics, "children", "siblings")
+        self.legacy = {kind: TypedTable(monitors, "monitors", SERIES_KINDS[kind]) for kind in self.legacy_kinds}
         self.scorer, self.send = scorer, send
 
-    def _table(self, series: str) -> TypedTable[Any]:
-        return self.kinds.get(series.rsplit("#", 1)[-1], self.series)
+    def _load(self, key: str) -> _Held:
+        stored = self.keys.get(key)
+        if stored is not None:
+            return _Held(stored.series, ())
+        legacy = {}
+        for kind in self.legacy_kinds:  # (a new key, or one last saved one value per series)
+            state = self.legacy[kind].get(legacy_key(key, kind))
+            if state is not None:
+                legacy[kind] = state
+        return _Held(KeyMonitors.adopt(legacy).series, tuple(legacy))
 
     async def handle(self, value: bytes) -> None:
         batch = load_batch(value)
         if batch.forget:
-            for series in [f"{batch.key}#{m}" for m in (*self.scorer.settings.metrics, *KINDS)]:
-                self.series.delete(series)
+            self.keys.delete(batch.key)
+            for kind in self.legacy_kinds:
+                self.keys.delete(legacy_key(batch.key, kind))
             return
-        touched: dict[str, Any] = {}  # each series' state is loaded and saved once per message
+        held: dict[str, _Held] = {}  # allocation key -> its series (a batch's buckets are all its key's)
+
+        def at(series: str) -> tuple[_Held, str]:
+            key, kind = series.rsplit("#", 1)
+            h = held.get(key)
+            if h is None:
+                h = held[key] = self._load(key)
+            return h, kind
 
         def load(series: str) -> Any:
-            if series not in touched:
-                touched[series] = self._table(series).get(series)
-            return touched[series]
+            h, kind = at(series)
+            return h.series.get(kind)
 
-        alerts = [a for b in batch.buckets for a in self.scorer.score(b, batch.seq, load, touched.__setitem__)]
+        def save(series: str, state: Any) -> None:
+            h, kind = at(series)
+            h.series[kind] = state
+            h.changed = True
+
+        alerts = [a for b in batch.buckets for a in self.scorer.score(b, batch.seq, load, save)]
         for alert in alerts:
             await self.send(alert)
-        for series, state in touched.items():
-            if state is not None:
-                self._table(series).put(series, state)
+        for key, h in held.items():
+            if h.changed:
+                self.keys.put(key, KeyMonitors(h.series))
+                for kind in h.legacy:  # taken in: the value per series goes
+                    self.keys.delete(legacy_key(key, kind))
 
 
 @app.agent(buckets_topic)

@@ -3,7 +3,8 @@
 | table | key | value |
 |---|---|---|
 | ``open_buckets`` | allocation key | :class:`~streams.state.windows.KeyWindows` |
-| ``monitors`` | ``key#metric`` / ``key#children`` | :class:`SeriesState` / :class:`ChildrenState` |
+| ``monitors`` | allocation key | :class:`KeyMonitors` (before: ``key#metric`` :class:`SeriesState`, ``key#children``
+  :class:`ChildrenState`, ``key#siblings`` :class:`SiblingsState`, one value per series) |
 | ``burn_trackers`` | budget id | :class:`BudgetState` |
 | ``clocks`` | ``budget.spend/P`` | :class:`~streams.state.clocks.EventClock` |
 | ``gpu_trackers`` | GPU allocation | :class:`GpuState` |
@@ -30,7 +31,9 @@ from detectors.child_baselines import ChildBaselines
 from detectors.gpu_tracker import GpuTracker
 from detectors.monitor import SeriesMonitor
 from detectors.pinned_model import ModelActivity
+from detectors.sibling_prior import SiblingPrior
 from guardrails.burn_tracker import BurnTracker
+from schemas.bucket import METRICS
 from streams.state.clocks import EventClock
 from streams.state.codec import register, state_type
 from streams.state.windows import KeyWindows
@@ -80,6 +83,19 @@ class ChildrenState:
     baselines: ChildBaselines
 
 
+register(SiblingPrior)
+
+
+@state_type("siblings", 1)
+@dataclass(slots=True)
+class SiblingsState:
+    """A roll-up key's sibling prior (cold start), and the last bucket applied (batch seq, start)."""
+
+    seq: int
+    at: float
+    prior: SiblingPrior
+
+
 @state_type("budget", 1)
 @dataclass(slots=True)
 class BudgetState:
@@ -118,3 +134,85 @@ class Sweep:
     """When a partition's keys were last swept (wall time)."""
 
     at: float
+
+
+#: The state of each kind of series a key has: a metric's :class:`SeriesState`, a roll-up's root-cause
+#: baselines (``children``, :class:`ChildrenState`) and cold-start sibling prior (``siblings``, :class:`SiblingsState`).
+SERIES_KINDS: dict[str, type] = {**dict.fromkeys(METRICS, SeriesState), "children": ChildrenState,
+                                 "siblings": SiblingsState}
+#: what each kind's state holds besides (seq, at): its field name and exact class
+_HELD: dict[type, tuple[str, type]] = {SeriesState: ("monitor", SeriesMonitor),
+                                       ChildrenState: ("baselines", ChildBaselines),
+                                       SiblingsState: ("prior", SiblingPrior)}
+
+
+def legacy_key(key: str, kind: str) -> str:
+    """Where a key's series of ``kind`` was stored before :class:`KeyMonitors` (one ``monitors`` value each)."""
+    return f"{key}#{kind}"
+
+
+class KeyMonitors:
+    """Every series one allocation key has under watch, in one ``monitors`` value: one table write (one
+    changelog message) per key per buckets message, where one value per series took ~6. ``series`` maps a
+    kind (:data:`SERIES_KINDS`) to its state, each with the last bucket it learnt from (batch seq, start), so a
+    redelivered batch teaches no series twice. Stored (version 1) as ``{kind: [seq, at, held]}``, no wrapper
+    per series; the layout before it (``key#kind`` values, each decoded through its own migrations) is taken
+    in by :meth:`adopt`.
+
+    >>> from streams.state.codec import decode, encode
+    >>> k = KeyMonitors({"children": ChildrenState(3, 60.0, ChildBaselines())})
+    >>> again = decode(encode(k))
+    >>> list(again.series), again.series["children"].seq
+    (['children'], 3)
+    >>> KeyMonitors.from_state({"spend": [3, 60.0, ChildBaselines()]})
+    Traceback (most recent call last):
+    ...
+    ValueError: series 'spend' holds a ChildBaselines, not a SeriesMonitor
+    """
+
+    __slots__ = ("series",)
+    STATE_TAG = "key_monitors"
+    STATE_VERSION = 1
+
+    def __init__(self, series: dict[str, Any] | None = None) -> None:
+        self.series: dict[str, Any] = {} if series is None else series
+
+    @classmethod
+    def adopt(cls, legacy: dict[str, Any]) -> KeyMonitors:
+        """A key's per-series values of the layout before (kind -> the :data:`SERIES_KINDS` state decoded from
+        ``legacy_key(key, kind)``), as one value; ``ValueError`` for a value of the wrong kind."""
+        for kind, state in legacy.items():
+            if SERIES_KINDS.get(kind) is not type(state):
+                raise ValueError(f"series {kind!r} cannot hold a {type(state).__name__}")
+        return cls(dict(legacy))
+
+    def to_state(self) -> dict[str, list[Any]]:
+        out = {}
+        for kind, s in self.series.items():
+            if SERIES_KINDS.get(kind) is not type(s):
+                raise ValueError(f"series {kind!r} cannot hold a {type(s).__name__}")
+            out[kind] = [s.seq, s.at, getattr(s, _HELD[type(s)][0])]
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> KeyMonitors:
+        if type(state) is not dict:
+            raise ValueError("a key's monitors are a dict of series")
+        series = {}
+        for kind, entry in state.items():
+            kind_cls = SERIES_KINDS.get(kind) if type(kind) is str else None
+            if kind_cls is None:
+                raise ValueError(f"unknown series kind {str(kind)[:40]!r}")
+            if type(entry) is not list or len(entry) != 3:
+                raise ValueError(f"series {kind!r} is not [seq, at, state]")
+            seq, at, held = entry
+            if type(seq) is not int or type(at) not in (float, int):
+                raise ValueError(f"series {kind!r}: seq must be an int and at a number")
+            held_cls = _HELD[kind_cls][1]
+            if type(held) is not held_cls:
+                raise ValueError(f"series {kind!r} holds a {type(held).__name__}, not a {held_cls.__name__}")
+            series[kind] = kind_cls(seq, float(at), held)
+        return cls(series)
+
+
+register(KeyMonitors)

@@ -21,9 +21,8 @@ import pytest
 
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.settings import ALL_TOPICS
-from streams.scoring import SiblingsState
 from streams.state.codec import decode
-from streams.state.values import ChildrenState, SeriesState
+from streams.state.values import KeyMonitors, SeriesState
 from tests.support.restart import RestartDay, assert_alerted_on_the_spike, run_worker
 from tests.support.topics import changelog
 
@@ -64,9 +63,9 @@ def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -
             assert stored == {k: v for k, v in expected.items() if v is not None}, partition
             if partition in last_offset:
                 assert offset is not None and int(offset) == last_offset[partition], partition
-            kinds = [type(decode(v)) for v in stored.values()]
-            assert set(kinds) <= {SeriesState, ChildrenState, SiblingsState}, partition
-            series += kinds.count(SeriesState)
+            values = [decode(v) for v in stored.values()]
+            assert {type(v) for v in values} <= {KeyMonitors}, partition  # one value per key, all its series
+            series += sum(type(s) is SeriesState for v in values for s in v.series.values())
         assert series > 0
 
         alerts = run_worker(broker.url, broker.bootstrap, database_url, tmp_path / "worker2.log", settings,

@@ -1,7 +1,7 @@
-"""detect keeps every kind of series a roll-up has in table monitors, each under its own type: ``key#metric``
-(SeriesState), ``key#children`` (root-cause baselines) and ``key#siblings`` (the cold-start prior). Regression:
-``#siblings`` was read as a SeriesState, so every team roll-up's state was quarantined and its batches
-dead-lettered from the second bucket on."""
+"""detect keeps every kind of series a roll-up has in table monitors, each under its own type, in the key's one
+value (KeyMonitors): a metric's SeriesState, ``children`` (root-cause baselines) and ``siblings`` (the cold-start
+prior). Regression (the layout before, one value per series): ``#siblings`` was read as a SeriesState, so every
+team roll-up's state was quarantined and its batches dead-lettered from the second bucket on."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 from schemas.bucket import Bucket, dump_batch
 from streams.agents.detect import Detect
-from streams.scoring import BucketScorer, SiblingsState
+from streams.scoring import BucketScorer
 from streams.settings import Settings
 from streams.state.codec import decode
-from streams.state.values import ChildrenState, SeriesState
+from streams.state.values import ChildrenState, KeyMonitors, SeriesState, SiblingsState
 
 TEAM = "team=ads|feature=*|customer=*|model=*|environment=production"
 T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
@@ -32,9 +32,11 @@ def test_a_rollup_is_scored_bucket_after_bucket_with_each_state_under_its_type_a
         b = Bucket(key=TEAM, start=T0 + timedelta(minutes=m), seconds=60, spend_usd=sum(children.values()),
                    requests=60, children=children)
         asyncio.run(detect.handle(dump_batch(TEAM, m, [b])))  # raised StateQuarantined from the 2nd bucket on
-    assert isinstance(decode(table[f"{TEAM}#spend"]), SeriesState)
-    assert isinstance(decode(table[f"{TEAM}#children"]), ChildrenState)
-    assert isinstance(decode(table[f"{TEAM}#siblings"]), SiblingsState)
+    assert list(table) == [TEAM]
+    held = decode(table[TEAM])
+    assert type(held) is KeyMonitors
+    assert type(held.series["spend"]) is SeriesState and held.series["spend"].seq == 39
+    assert type(held.series["children"]) is ChildrenState and type(held.series["siblings"]) is SiblingsState
     assert sent == []  # a steady roll-up raises nothing
 
     asyncio.run(detect.handle(dump_batch(TEAM, 40, [], forget=True)))
