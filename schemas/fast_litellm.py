@@ -3,7 +3,7 @@
 The reference path (``schemas.sources.litellm.parse``) validates a pydantic model and builds a ``CostRecord`` per
 event. This module decodes a whole envelope with msgspec into :class:`schemas.fast_native.NativeBatch` columns
 (what ``streams.agents.normalize_work.MessageWork`` sums), reading only the fields the reference reads and
-skipping the rest of each ~1-15 KB payload unparsed.
+skipping the rest of each ~1-15 KB payload (checked as JSON, not decoded).
 
 What depends only on the fields that name the call's model and owner - ``model``, ``custom_llm_provider``,
 ``model_group``, ``end_user``, ``request_tags``, ``team_id``, ``status``, ``cache_hit`` and the key and tag fields
@@ -17,7 +17,9 @@ does not accept exactly as the reference would: a per-event field of a lax type 
 token count, ``metadata`` or ``usage_object`` as a JSON string), a time that is not Unix seconds of 2000-2099 or is
 within a second of the future-skew limit, an id over 200 characters, a failed call or a cache hit (their records
 carry counts ``MessageWork`` does not sum), a combination the reference rejects, another format, OTLP, an empty
-envelope. Every envelope with a bad event thus goes whole to the reference, which gives each its exact reason.
+envelope, a message orjson would not read (:func:`orjson_reads`: what msgspec skips, it does not check for UTF-8
+or for numbers beyond a double). Every envelope with a bad event thus goes whole to the reference, which gives
+each its exact reason.
 
 >>> from schemas.pricing import PriceCatalog
 >>> from schemas.allocation import AllocationRules
@@ -34,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Annotated, Any, Literal
@@ -48,7 +51,7 @@ from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation
 from schemas.sources.litellm import LiteLlmPayload, to_usage
 
-__all__ = ["LiteLlmResolver", "decode_litellm"]
+__all__ = ["LiteLlmResolver", "decode_litellm", "orjson_reads"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]  # schemas.sources._common.Count (MAX_TOKENS)
 _Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # finite, non-negative
@@ -143,6 +146,11 @@ _TOP = msgspec.json.Decoder(_Top)
 _ONE = msgspec.json.Decoder(_Event)
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _ENVELOPE_FORMATS = (msgspec.UNSET, None, "litellm")  # the envelope leaves each event's format to detection
+#: For :func:`orjson_reads`: a digit as ``0``, an exponent mark or sign as ``e``, what ends a number as ``,``.
+_DIGITS = bytes(ord("0") if chr(c) in "0123456789" else ord("e") if chr(c) in "eE+-"
+                else ord(",") if chr(c) in ",]} \t\r\n" else ord("x") for c in range(256))
+_RUN = b"0" * 200
+_EXPONENT = re.compile(rb"e000+,")
 
 
 class LiteLlmResolver:
@@ -176,13 +184,13 @@ class LiteLlmResolver:
     def _resolve(self, key: bytes) -> Combo | None:
         top, *meta = key.split(b"\1")
         doc: dict[str, Any] = {"startTime": _ANY_TIME}
-        doc.update((k, orjson.loads(v)) for k, v in zip(_TOP_KEYS, top.split(_SEP)) if v)
-        if meta:
-            doc["metadata"] = None if meta == [b"null"] else {
-                k: orjson.loads(v) for k, v in zip(_META_KEYS, meta[1].split(_SEP)) if v}
         try:  # the reference itself: lenient parsing, tags, key over caller tags, provider, canonical model
+            doc.update((k, orjson.loads(v)) for k, v in zip(_TOP_KEYS, top.split(_SEP)) if v)
+            if meta:
+                doc["metadata"] = None if meta == [b"null"] else {
+                    k: orjson.loads(v) for k, v in zip(_META_KEYS, meta[1].split(_SEP)) if v}
             u = to_usage(LiteLlmPayload.model_validate(doc))
-        except ValueError:  # pydantic's ValidationError is one
+        except ValueError:  # pydantic's ValidationError and orjson's JSONDecodeError are ones
             return None
         if u.failed or u.cache_hit:
             return None
@@ -213,6 +221,27 @@ def _events(raw: bytes, one: bool) -> list[_Event] | None:
         return None
 
 
+def orjson_reads(raw: bytes) -> bool:
+    """Whether the reference's JSON parser (orjson) reads ``raw``, given that msgspec decoded it. msgspec does not
+    check what it skips for two things orjson rejects: invalid UTF-8 and numbers beyond a double. So: orjson
+    itself on a message that is not ASCII, or that holds a run of 200 digits or an exponent of 3 digits or more
+    followed by a delimiter (``_DIGITS`` makes them ``0``, an exponent ``e`` or sign ``e``, a delimiter ``,``):
+    any number that overflows has one of them (an exponent of at most 99 needs 209 integer digits).
+
+    >>> orjson_reads(b'[{"a": 1.5e99, "h": "0e1234"}]'), orjson_reads(b'[{"a": 1e400}]'), orjson_reads(b'["\\xff"]')
+    (True, False, False)
+    """
+    if raw.isascii():
+        shape = raw.translate(_DIGITS)
+        if _RUN not in shape and _EXPONENT.search(shape) is None:
+            return True
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def _cache_split(u: _Usage | None) -> tuple[int, int]:
     """(cache read, cache write) tokens, as ``schemas.sources.litellm`` reads them (out of range: 0)."""
     if u is None:
@@ -231,7 +260,7 @@ def decode_litellm(raw: bytes, resolver: LiteLlmResolver, *, now: float, max_fut
     """One ``usage.llm`` message of LiteLLM payloads as a :class:`NativeBatch`, or ``None`` if it is not handled
     here (see the module docstring). ``now`` is epoch seconds; ``one``: only a single event (an object)."""
     events = _events(raw, one)
-    if not events:
+    if not events or not orjson_reads(raw):
         return None
     skew = MAX_FUTURE_SKEW.total_seconds()
     if max_future_skew_s is not None:

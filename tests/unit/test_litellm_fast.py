@@ -246,6 +246,31 @@ def test_combinations_too_large_to_cache_agree() -> None:
     assert all(compare([dumps(docs * 2), dumps(docs[0])]))
 
 
+def with_raw(field: bytes, where: str = "top") -> bytes:
+    """An event with one more field written as raw JSON bytes (at the top level or in metadata)."""
+    raw = dumps(ev())
+    if where == "top":
+        return b"[" + raw[:-1] + b', "junk": ' + field + b"}]"
+    return b"[" + raw.replace(b'"metadata": {', b'"metadata": {"spend_logs_metadata": ' + field + b", ", 1) + b"]"
+
+
+# JSON orjson (the reference's parser) rejects though msgspec skips it without complaint: the whole message is
+# "invalid JSON" for the reference, so the fast path must not take it. And near misses it must take.
+NOT_JSON = [b"1e400", b"-1E+400", b"1.8e308", b"[0, 2.5e0310]", b"1" + b"0" * 400, b'"\xff"', b'"\xed\xa0\x80"',
+            b'"a\xc3"', b'{"x": [1e999]}']
+JSON_NEAR = [b"1e-400", b"1.5e99", b"1" + b"0" * 300, b'"x9e999 "', b'"1e400"', '"\u00e9\u2603 \U0001F600"'.encode(),
+             b'"\\ud83d\\ude00"', b"1.7976931348623157e308", b"[1e99, -1E-99, 0.5e+01]"]
+
+
+@pytest.mark.parametrize("where", ["top", "metadata"])
+def test_what_only_orjson_rejects_falls_back(where: str) -> None:
+    assert not any(compare([with_raw(f, where) for f in NOT_JSON]))
+    assert all(compare([with_raw(f, where) for f in JSON_NEAR]))
+    bad_key_fields = [dumps([ev()])[:-2] + b', "model": "\xff"}]', dumps([ev()]).replace(b'"u-17"', b'"u\xff"'),
+                      dumps([ev()]).replace(b'"u-17"', b'1e400')]
+    assert not any(compare(bad_key_fields))
+
+
 def test_ignored_fields_of_any_size_and_type() -> None:
     huge = {"hidden_params": {"x": "y" * 100_000}, "messages": [[{"a": [1.5e300, -2**63, None, True]}]] * 50,
             "cost_breakdown": 10**50, "model_map_information": "\u2603" * 1000}
