@@ -7,7 +7,9 @@ same keys again, a minute later, so states are read back and updated), and repor
 the table writes per message (each one a changelog message in the worker) and the encoded bytes per table
 value and per key; ``--requests`` sets the calls per full key's bucket (2, the default, scores spend only:
 cost per inference and the other per-request metrics need ``min_requests_per_bucket``, 3; 4 scores six
-metrics per full key); ``--profile`` prints the top of a cProfile of the run.
+metrics per full key); ``--changelog`` also sends every write to the ``monitors`` table's changelog as a
+worker does (Faust's ``send_changelog`` into its producer's buffer, no broker: the Python side of a changelog
+message); ``--profile`` prints the top of a cProfile of the run.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ class CountingTable(MutableMapping[str, bytes]):
         return len(self.data)
 
 
+class ChangelogTable(CountingTable):
+    """A counting table whose writes also go to the real ``monitors`` table's changelog (buffered by the
+    producer of the worker's Faust app, never started: no broker), as :meth:`TypedTable.save` sends them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from streams.topology import monitors_raw
+
+        self.send = monitors_raw.send_changelog
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        super().__setitem__(key, value)
+        self.send(0, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.send(0, key, None, value_serializer="raw")
+
+
 def messages(keys: int, minute: int, seq: int, requests: int = 2) -> list[bytes]:
     """One batch per full key, then one per team roll-up (children: its full keys' spend)."""
     start = T0 + timedelta(minutes=minute)
@@ -75,14 +96,15 @@ def messages(keys: int, minute: int, seq: int, requests: int = 2) -> list[bytes]
     return out
 
 
-async def run(keys: int, minutes: int, requests: int = 2) -> tuple[float, float, int, CountingTable]:
+async def run(keys: int, minutes: int, requests: int = 2, changelog: bool = False
+              ) -> tuple[float, float, int, CountingTable]:
     """Wall and CPU seconds handling every message (the messages built beforehand), the count, the table."""
     sent: list[Alert] = []
 
     async def send(a: Alert) -> None:
         sent.append(a)
 
-    table = CountingTable()
+    table = ChangelogTable() if changelog else CountingTable()
     handler = Detect(table, BucketScorer(Settings(_env_file=None)), send)
     batches = [messages(keys, m, m + 1, requests) for m in range(minutes)]
     n = sum(map(len, batches))
@@ -98,12 +120,13 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=5000)
     ap.add_argument("--minutes", type=int, default=1)
     ap.add_argument("--requests", type=int, default=2, help="calls per full key's bucket")
+    ap.add_argument("--changelog", action="store_true", help="send each write to Faust's changelog (no broker)")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     prof = cProfile.Profile() if args.profile else None
     if prof:
         prof.enable()
-    secs, cpu, n, table = asyncio.run(run(args.keys, args.minutes, args.requests))
+    secs, cpu, n, table = asyncio.run(run(args.keys, args.minutes, args.requests, args.changelog))
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
