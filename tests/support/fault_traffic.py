@@ -22,6 +22,7 @@ START = datetime.combine(date.today() - timedelta(days=2), datetime.min.time(), 
     + timedelta(hours=8)
 ROUNDS_PER_S = 6.0  # event minutes each producer publishes per second of wall time
 IDLE_FLUSH_S = 3.0  # the harness' BURNGUARD_IDLE_FLUSH_SECONDS
+KEEPALIVE_S = IDLE_FLUSH_S / 3  # a producer waiting for the next release sends this often (never idle meanwhile)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,15 @@ def budgets_yaml(sandbox_cap: float) -> str:
 
 
 class Traffic(threading.Thread):
-    """Publishes the rounds in order at ROUNDS_PER_S (the arrival rate), up to the round released so far."""
+    """Publishes the rounds in order at ROUNDS_PER_S (the arrival rate), up to the round released so far.
+
+    While it waits for the next release, every producer keeps sending: one *keep-alive* event every
+    ``KEEPALIVE_S`` (a copy of its last event, same event time, new request id), as a live gateway does. A
+    producer that sends nothing for the idle time is idle by definition, and once every producer feeding a key
+    is idle, the key closes everything it holds: the lagging producer's records for those minutes would then be
+    late, rightly. The faults must be tested on a stream that never pauses, so that any late bucket is the
+    pipeline's fault. ``published`` is what was sent, keep-alives included (the expected sums are taken from it).
+    """
 
     def __init__(self, bootstrap: str, rounds: list[list[tuple[str, dict[str, Any]]]]) -> None:
         super().__init__(name="traffic", daemon=True)
@@ -152,9 +161,16 @@ class Traffic(threading.Thread):
         self.producers = {k: UsageProducer(bootstrap, batch_size=100, max_linger_s=0.2, stream_key=k)
                           for k in PRODUCERS}
         self.sent = 0
+        self.extra: list[tuple[str, dict[str, Any]]] = []
+        self._last: dict[str, dict[str, Any]] = {}
         self._allowed = 0
         self._cond = threading.Condition()
         self.error: BaseException | None = None
+
+    @property
+    def published(self) -> list[dict[str, Any]]:
+        """Every event sent so far: the rounds sent, then the keep-alives."""
+        return [e for batch in self.rounds[:self.sent] for _, e in batch] + [e for _, e in self.extra]
 
     def release(self, rounds: int) -> None:
         with self._cond:
@@ -166,14 +182,25 @@ class Traffic(threading.Thread):
             due = time.monotonic()
             while self.sent < len(self.rounds):
                 with self._cond:
-                    self._cond.wait_for(lambda: self.sent < self._allowed)
-                    self._cond.wait(max(0.0, due - time.monotonic()))  # the arrival rate, not a wait for a result
+                    released = self._cond.wait_for(lambda: self.sent < self._allowed, timeout=KEEPALIVE_S)
+                    if released:
+                        self._cond.wait(max(0.0, due - time.monotonic()))  # the arrival rate, not a wait for a result
+                if not released:
+                    self._keep_alive()
+                    continue
                 for producer, event in self.rounds[self.sent]:
                     self.producers[producer].send("llm", event)
+                    self._last[producer] = event
                 self.sent += 1
                 due = max(due + 1 / ROUNDS_PER_S, time.monotonic() - 1.0)
         except BaseException as err:  # noqa: BLE001 - reported by finish()
             self.error = err
+
+    def _keep_alive(self) -> None:
+        for producer, last in self._last.items():
+            event = {**last, "request_id": f"{producer}-keepalive-{len(self.extra)}"}
+            self.producers[producer].send("llm", event)
+            self.extra.append((producer, event))  # sent within the linger bound (no flush: the broker may be paused)
 
     def finish(self, timeout: float) -> None:
         """Release every round, wait until all are sent, flush and close the producers."""
