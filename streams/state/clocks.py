@@ -23,13 +23,13 @@ to deliver what it held back before any of its minutes can close.
 >>> punct = p.punctuation({"usage.llm/0": 5}, wall=100_010.0)       # caught up, gw sent 9 s ago
 >>> punct.parts["usage.llm/0"].clocks, punct.parts["usage.llm/0"].idle_ok
 ({'usage.llm/0:gw': [50000.0, False]}, False)
->>> for wall in range(100_015, 100_130, 5):  # a reading every 5 s, nothing new
+>>> for wall in range(100_011, 100_130):  # a reading every second, nothing new
 ...     punct = p.punctuation({"usage.llm/0": 5}, wall=float(wall))
->>> punct.parts["usage.llm/0"].clocks   # at 100_125: quiet for 115 s of watching
+>>> punct.parts["usage.llm/0"].clocks   # at 100_129: quiet for 119 s of watching
 {'usage.llm/0:gw': [50000.0, False]}
 >>> p.punctuation({"usage.llm/0": 5}, wall=100_130.0).parts["usage.llm/0"].clocks   # 120 s
 {'usage.llm/0:gw': [50000.0, True]}
->>> p.punctuation({"usage.llm/0": 9}, wall=100_135.0).parts["usage.llm/0"].clocks   # 4 records waiting
+>>> p.punctuation({"usage.llm/0": 9}, wall=100_131.0).parts["usage.llm/0"].clocks   # 4 records waiting
 {'usage.llm/0:gw': [50000.0, False]}
 """
 
@@ -47,13 +47,18 @@ SCAN_EVERY = 30.0
 MAX_READING_GAP = 3.0
 
 
+#: Longest time between two punctuations: a quiet key's minute closes within about this much of becoming
+#: closable (each punctuation closes the keys it can move: streams.state.close_index).
+MAX_READING_INTERVAL = 1.0
+
+
 def reading_interval(idle_after: float) -> float:
     """Seconds between two punctuations (readings) for an idle time of ``idle_after`` seconds.
 
     >>> reading_interval(120.0), reading_interval(3.0), reading_interval(0.1)
-    (5.0, 1.5, 0.5)
+    (1.0, 1.0, 0.5)
     """
-    return max(0.5, min(idle_after / 2, 5.0))
+    return max(0.5, min(idle_after / 2, MAX_READING_INTERVAL))
 
 
 def source_of(clock: str) -> str:

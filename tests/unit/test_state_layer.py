@@ -156,9 +156,9 @@ def test_a_stall_flushes_nothing_while_records_are_waiting() -> None:
     stalled = p.punctuation({"usage.llm/0": 500}, wall=T0 + 600)  # 10 minutes later, 489 messages unread
     assert stalled.reading("usage.llm/0:gw") == (T0 - 5, False)
     assert not stalled.parts["usage.llm/0"].idle_ok
-    caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 605)
+    caught_up = p.punctuation({"usage.llm/0": 11}, wall=T0 + 601)  # readings every second (reading_interval)
     assert caught_up.reading("usage.llm/0:gw") == (T0 - 5, False)  # quiet for 10 minutes, but unwatched
-    for t in range(610, 720, 5):
+    for t in range(602, 720):
         assert p.punctuation({"usage.llm/0": 11}, wall=T0 + t).reading("usage.llm/0:gw") == (T0 - 5, False)
     assert p.punctuation({"usage.llm/0": 11}, wall=T0 + 720).reading("usage.llm/0:gw") == (T0 - 5, True)
 
