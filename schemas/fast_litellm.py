@@ -17,9 +17,9 @@ does not accept exactly as the reference would: a per-event field of a lax type 
 token count, ``metadata`` or ``usage_object`` as a JSON string), a time that is not Unix seconds of 2000-2099 or is
 within a second of the future-skew limit, an id over 200 characters, a failed call or a cache hit (their records
 carry counts ``MessageWork`` does not sum), a combination the reference rejects, another format, OTLP, an empty
-envelope, a message orjson would not read (:func:`orjson_reads`: what msgspec skips, it does not check for UTF-8
-or for numbers beyond a double). Every envelope with a bad event thus goes whole to the reference, which gives
-each its exact reason.
+envelope, a message orjson would not read (:func:`schemas.json_screen.orjson_reads`: what msgspec skips, it
+does not check for UTF-8 or for numbers beyond a double). Every envelope with a bad event thus goes whole to
+the reference, which gives each its exact reason.
 
 >>> from schemas.pricing import PriceCatalog
 >>> from schemas.allocation import AllocationRules
@@ -36,7 +36,6 @@ True
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Annotated, Any, Literal
@@ -47,11 +46,12 @@ import orjson
 from schemas.allocation import AllocationRules
 from schemas.events import MAX_FUTURE_SKEW
 from schemas.fast_native import Combo, NativeBatch
+from schemas.json_screen import orjson_reads
 from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation
 from schemas.sources.litellm import LiteLlmPayload, to_usage
 
-__all__ = ["LiteLlmResolver", "decode_litellm", "orjson_reads"]
+__all__ = ["LiteLlmResolver", "decode_litellm"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]  # schemas.sources._common.Count (MAX_TOKENS)
 _Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # finite, non-negative
@@ -146,11 +146,6 @@ _TOP = msgspec.json.Decoder(_Top)
 _ONE = msgspec.json.Decoder(_Event)
 _ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _ENVELOPE_FORMATS = (msgspec.UNSET, None, "litellm")  # the envelope leaves each event's format to detection
-#: For :func:`orjson_reads`: a digit as ``0``, an exponent mark or sign as ``e``, what ends a number as ``,``.
-_DIGITS = bytes(ord("0") if chr(c) in "0123456789" else ord("e") if chr(c) in "eE+-"
-                else ord(",") if chr(c) in ",]} \t\r\n" else ord("x") for c in range(256))
-_RUN = b"0" * 200
-_EXPONENT = re.compile(rb"e000+,")
 
 
 class LiteLlmResolver:
@@ -219,27 +214,6 @@ def _events(raw: bytes, one: bool) -> list[_Event] | None:
         return env.events
     except _ERRORS:
         return None
-
-
-def orjson_reads(raw: bytes) -> bool:
-    """Whether the reference's JSON parser (orjson) reads ``raw``, given that msgspec decoded it. msgspec does not
-    check what it skips for two things orjson rejects: invalid UTF-8 and numbers beyond a double. So: orjson
-    itself on a message that is not ASCII, or that holds a run of 200 digits or an exponent of 3 digits or more
-    followed by a delimiter (``_DIGITS`` makes them ``0``, an exponent ``e`` or sign ``e``, a delimiter ``,``):
-    any number that overflows has one of them (an exponent of at most 99 needs 209 integer digits).
-
-    >>> orjson_reads(b'[{"a": 1.5e99, "h": "0e1234"}]'), orjson_reads(b'[{"a": 1e400}]'), orjson_reads(b'["\\xff"]')
-    (True, False, False)
-    """
-    if raw.isascii():
-        shape = raw.translate(_DIGITS)
-        if _RUN not in shape and _EXPONENT.search(shape) is None:
-            return True
-    try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def _cache_split(u: _Usage | None) -> tuple[int, int]:

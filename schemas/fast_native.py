@@ -10,8 +10,10 @@ It is deliberately narrow. :func:`decode_native` returns ``None`` - "not handled
 for anything it does not accept exactly as the reference would: an unknown field (another format, or a
 field the decoder does not type), a lax value pydantic would coerce (``"3"`` or ``3.0`` tokens), a timestamp
 not in the plain RFC 3339 form, one within a second of the future-skew limit, a length limit, a tag that is
-not text, a message over the size limit. So every event it returns yields the reference's record, and every
-envelope with a bad event goes whole to the reference, which gives each bad event its exact reason.
+not text, a message over the size limit, a message orjson would not read (an envelope's other keys, which
+msgspec skips unchecked, holding invalid UTF-8 or a number beyond a double: :mod:`schemas.json_screen`). So
+every event it returns yields the reference's record, and every envelope with a bad event goes whole to the
+reference, which gives each bad event its exact reason.
 
 >>> from schemas.pricing import PriceCatalog
 >>> from schemas.allocation import AllocationRules
@@ -37,6 +39,7 @@ import msgspec
 
 from schemas.allocation import AllocationRules
 from schemas.events import MAX_FUTURE_SKEW, UNKNOWN
+from schemas.json_screen import orjson_reads
 from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation, native
 
@@ -173,7 +176,9 @@ def _events(raw: bytes, one: bool = False) -> list[_Event] | None:
             return [_ONE.decode(raw)]  # one event per message
         if env.resourceSpans is not msgspec.UNSET or env.format not in (msgspec.UNSET, "native"):
             return None  # OTLP, or an envelope naming another format: the reference path
-        return env.events
+        # The envelope's other keys are the only content msgspec skipped (an event has no field it does not
+        # decode; tags are decoded whole by Resolver.combo), so only here may orjson disagree.
+        return env.events if orjson_reads(raw) else None
     except _DECODE_ERRORS:
         return None
 

@@ -192,3 +192,40 @@ def test_one_key_with_two_tiers_in_one_minute_counts_each_events_budgets() -> No
     for work in (MessageWork(Normalizer(), book, CardinalityLimiter(), 60, LEVELS).run("llm", envelope, now=NOW),
                  reference_work(Normalizer(), book, CardinalityLimiter(), 60, LEVELS, "llm", envelope)):
         assert work.spend == {"all": [[minute, 7.0]], "sandbox": [[minute, 2.0]]}
+
+
+# Content msgspec skips without checking (an envelope's other keys) that orjson, the reference's parser, rejects:
+# the reference makes the whole message one "invalid JSON" dead letter, so the fast path must not take it.
+NOT_JSON = [b"1e400", b"-1E+400", b"1.8e308", b"[0, 2.5e0310]", b"1" + b"0" * 400, b'"\xff"', b'"\xed\xa0\x80"',
+            b'"a\xc3"', b'{"x": [1e999]}', b'{"\xff": 1}']
+# Near misses orjson reads: taken by the fast path.
+JSON_NEAR = [b"1e-400", b"1.5e99", b"1" + b"0" * 300, b'"x9e999 "', b'"1e400"', '"\u00e9\u2603 \U0001F600"'.encode(),
+             b'"\\ud83d\\ude00"', b"1.7976931348623157e308", b"[1e99, -1E-99, 0.5e+01]"]
+
+
+def envelope_with(junk: bytes, first: bool = False) -> bytes:
+    """``{"events": [<native event>], "junk": <junk>}`` (``first``: the junk key before the events)."""
+    events = b'"events": ' + orjson.dumps([native(), native(cost_usd=0.25)])
+    return b"{" + (b'"junk": ' + junk + b", " + events if first else events + b', "junk": ' + junk) + b"}"
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_what_only_orjson_rejects_in_skipped_keys_falls_back(first: bool) -> None:
+    bad = [envelope_with(j, first) for j in NOT_JSON]
+    for m in bad:  # independently of both paths: orjson cannot read it, and the reference says so
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(m)
+        ref = reference_work(Normalizer(), BOOK, CardinalityLimiter(), 60, LEVELS, "llm", m)
+        assert ref.records == 0 and len(ref.rejects) == 1 and ref.rejects[0].raw == m
+        assert ref.rejects[0].reason.startswith("invalid JSON")
+    assert not any(compare(bad))
+    assert all(compare([envelope_with(j, first) for j in JSON_NEAR]))
+
+
+def test_what_only_orjson_rejects_inside_events_falls_back() -> None:
+    """In an event nothing is skipped (every field is decoded, tags whole): msgspec itself refuses these."""
+    event = orjson.dumps(native())
+    inside = [event[:-2] + b', "x": ' + j + b"}}" for j in NOT_JSON[:6]]  # in tags
+    inside += [event[:-1] + b', "junk": ' + j + b"}" for j in NOT_JSON]  # an unknown field
+    inside += [event.replace(b'"gpt-4o"', j) for j in (b'"gpt-4o\xff"', b'"\xed\xa0\x80"')]  # the model
+    assert not any(compare([b"[" + m + b"]" for m in inside] + inside))
