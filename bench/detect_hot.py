@@ -7,7 +7,7 @@ same keys again, a minute later, so states are read back and updated), and repor
 the table writes per message (each one a changelog message in the worker) and the encoded bytes per table
 value and per key; ``--requests`` sets the calls per full key's bucket (2, the default, scores spend only:
 cost per inference and the other per-request metrics need ``min_requests_per_bucket``, 3; 4 scores six
-metrics per full key); ``--changelog`` also sends every write to the ``monitors`` table's changelog as a
+metrics per full key; ``4,2``: minutes alternate, the second scoring spend alone while the others rest); ``--changelog`` also sends every write to the ``monitors`` table's changelog as a
 worker does (Faust's ``send_changelog`` into its producer's buffer, no broker: the Python side of a changelog
 message); ``--profile`` prints the top of a cProfile of the run.
 """
@@ -96,7 +96,7 @@ def messages(keys: int, minute: int, seq: int, requests: int = 2) -> list[bytes]
     return out
 
 
-async def run(keys: int, minutes: int, requests: int = 2, changelog: bool = False
+async def run(keys: int, minutes: int, requests: int | list[int] = 2, changelog: bool = False
               ) -> tuple[float, float, int, CountingTable]:
     """Wall and CPU seconds handling every message (the messages built beforehand), the count, the table."""
     sent: list[Alert] = []
@@ -106,7 +106,8 @@ async def run(keys: int, minutes: int, requests: int = 2, changelog: bool = Fals
 
     table = ChangelogTable() if changelog else CountingTable()
     handler = Detect(table, BucketScorer(Settings(_env_file=None)), send)
-    batches = [messages(keys, m, m + 1, requests) for m in range(minutes)]
+    cycle = requests if isinstance(requests, list) else [requests]
+    batches = [messages(keys, m, m + 1, cycle[m % len(cycle)]) for m in range(minutes)]
     n = sum(map(len, batches))
     t, cpu = time.perf_counter(), time.process_time()
     for minute in batches:
@@ -119,7 +120,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keys", type=int, default=5000)
     ap.add_argument("--minutes", type=int, default=1)
-    ap.add_argument("--requests", type=int, default=2, help="calls per full key's bucket")
+    ap.add_argument("--requests", type=lambda v: [int(n) for n in v.split(",")], default=[2],
+                    help="calls per full key's bucket (a comma list: minute by minute, cycled)")
     ap.add_argument("--changelog", action="store_true", help="send each write to Faust's changelog (no broker)")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()

@@ -3,9 +3,10 @@
 A key's series (one per metric, and a roll-up's root-cause baselines and sibling prior) are one value of
 table ``monitors``, a :class:`~streams.state.values.KeyMonitors` under the allocation key: read once and
 written once per message (one changelog message, not one per series), and not written at all when the
-message taught nothing (a redelivered batch, late corrections only). A key still held in the layout before
-(``key#kind``, one value per series) is read from it, each value through its own migrations, written as one
-value and its old values deleted.
+message taught nothing (a redelivered batch, late corrections only); within it, only the series a bucket
+scores are decoded and encoded again. A key still held in the layout before (``key#kind``, one value per
+series) is read from it, each value through its own migrations, written as one value and its old values
+deleted.
 
 Alerts are sent before the monitors are saved: a crash between the two re-scores nothing (each
 series remembers the last bucket it learnt from) but re-sends the same alerts, which the store
@@ -23,7 +24,8 @@ from schemas.alert import Alert
 from schemas.bucket import load_batch
 from streams.agents.guard import guarded, retrying
 from streams.scoring import BucketScorer
-from streams.state.tables import TypedTable
+from streams.state.codec import StateDecodeError
+from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.values import SERIES_KINDS, KeyMonitors, legacy_key
 from streams.topology import alerts_topic, app, buckets_topic, monitors_raw, settings
 
@@ -37,10 +39,10 @@ async def send_alert(alert: Alert) -> None:
 class _Held:
     """One key's series while a message is handled: loaded once, saved once."""
 
-    __slots__ = ("series", "legacy", "changed")
+    __slots__ = ("value", "legacy", "changed")
 
-    def __init__(self, series: dict[str, Any], legacy: tuple[str, ...]) -> None:
-        self.series, self.legacy, self.changed = series, legacy, bool(legacy)
+    def __init__(self, value: KeyMonitors, legacy: tuple[str, ...]) -> None:
+        self.value, self.legacy, self.changed = value, legacy, bool(legacy)
 
 
 class Detect:
@@ -54,13 +56,13 @@ class Detect:
     def _load(self, key: str) -> _Held:
         stored = self.keys.get(key)
         if stored is not None:
-            return _Held(stored.series, ())
+            return _Held(stored, ())
         legacy = {}
         for kind in self.legacy_kinds:  # (a new key, or one last saved one value per series)
             state = self.legacy[kind].get(legacy_key(key, kind))
             if state is not None:
                 legacy[kind] = state
-        return _Held(KeyMonitors.adopt(legacy).series, tuple(legacy))
+        return _Held(KeyMonitors.adopt(legacy), tuple(legacy))
 
     async def handle(self, value: bytes) -> None:
         batch = load_batch(value)
@@ -80,11 +82,16 @@ class Detect:
 
         def load(series: str) -> Any:
             h, kind = at(series)
-            return h.series.get(kind)
+            try:
+                return h.value.get(kind)
+            except StateDecodeError as err:  # (before any alert is sent or anything saved)
+                key = series.rsplit("#", 1)[0]
+                raise StateQuarantined(self.keys.name, key, f"series {kind}: {err}",
+                                       self.keys.raw.get(key, b"")) from err
 
         def save(series: str, state: Any) -> None:
             h, kind = at(series)
-            h.series[kind] = state
+            h.value.set(kind, state)
             h.changed = True
 
         alerts = [a for b in batch.buckets for a in self.scorer.score(b, batch.seq, load, save)]
@@ -92,7 +99,7 @@ class Detect:
             await self.send(alert)
         for key, h in held.items():
             if h.changed:
-                self.keys.put(key, KeyMonitors(h.series))
+                self.keys.put(key, h.value)
                 for kind in h.legacy:  # taken in: the value per series goes
                     self.keys.delete(legacy_key(key, kind))
 

@@ -35,7 +35,7 @@ from detectors.sibling_prior import SiblingPrior
 from guardrails.burn_tracker import BurnTracker
 from schemas.bucket import METRICS
 from streams.state.clocks import EventClock
-from streams.state.codec import register, state_type
+from streams.state.codec import PREFIX, StateDecodeError, decode, encode, plain_state, register, state_type
 from streams.state.windows import KeyWindows
 
 def _key_windows_v3(state: dict[str, Any]) -> dict[str, Any]:
@@ -153,66 +153,111 @@ def legacy_key(key: str, kind: str) -> str:
 
 class KeyMonitors:
     """Every series one allocation key has under watch, in one ``monitors`` value: one table write (one
-    changelog message) per key per buckets message, where one value per series took ~6. ``series`` maps a
-    kind (:data:`SERIES_KINDS`) to its state, each with the last bucket it learnt from (batch seq, start), so a
-    redelivered batch teaches no series twice. Stored (version 1) as ``{kind: [seq, at, held]}``, no wrapper
-    per series; the layout before it (``key#kind`` values, each decoded through its own migrations) is taken
-    in by :meth:`adopt`.
+    changelog message) per key per buckets message, where one value per series took ~6. A kind
+    (:data:`SERIES_KINDS`) maps to its state, each with the last bucket it learnt from (batch seq, start), so a
+    redelivered batch teaches no series twice.
+
+    Stored (version 2) as ``{kind: [seq, at, held]}``, ``held`` the series' own codec value (its tag, version
+    and state) as bytes: a series is decoded when read (:meth:`get`, checked then like any table value) and
+    encoded again only if it was, so a bucket scoring one of a key's series costs one series, not all of them.
+    Version 1 nested the held objects themselves; the layout before (``key#kind`` values, each decoded through
+    its own migrations) is taken in by :meth:`adopt`.
 
     >>> from streams.state.codec import decode, encode
-    >>> k = KeyMonitors({"children": ChildrenState(3, 60.0, ChildBaselines())})
-    >>> again = decode(encode(k))
-    >>> list(again.series), again.series["children"].seq
-    (['children'], 3)
-    >>> KeyMonitors.from_state({"spend": [3, 60.0, ChildBaselines()]})
+    >>> k = decode(encode(KeyMonitors({"children": ChildrenState(3, 60.0, ChildBaselines())})))
+    >>> k.kinds(), k.get("children").seq, k.get("spend")
+    (['children'], 3, None)
+    >>> KeyMonitors.from_state({"spend": [3, 60.0, "not bytes"]})
     Traceback (most recent call last):
     ...
-    ValueError: series 'spend' holds a ChildBaselines, not a SeriesMonitor
+    ValueError: series 'spend' is not [seq, at, bytes]
     """
 
-    __slots__ = ("series",)
+    __slots__ = ("series", "packed")
     STATE_TAG = "key_monitors"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
-    def __init__(self, series: dict[str, Any] | None = None) -> None:
+    def __init__(self, series: dict[str, Any] | None = None, packed: dict[str, list[Any]] | None = None) -> None:
+        #: kind -> its state, decoded (read or set since this value was decoded)
         self.series: dict[str, Any] = {} if series is None else series
+        #: kind -> ``[seq, at, held bytes]`` as stored, not decoded
+        self.packed: dict[str, list[Any]] = {} if packed is None else packed
 
     @classmethod
     def adopt(cls, legacy: dict[str, Any]) -> KeyMonitors:
         """A key's per-series values of the layout before (kind -> the :data:`SERIES_KINDS` state decoded from
         ``legacy_key(key, kind)``), as one value; ``ValueError`` for a value of the wrong kind."""
         for kind, state in legacy.items():
-            if SERIES_KINDS.get(kind) is not type(state):
-                raise ValueError(f"series {kind!r} cannot hold a {type(state).__name__}")
+            _check_kind(kind, state)
         return cls(dict(legacy))
+
+    def kinds(self) -> list[str]:
+        return list({**dict.fromkeys(self.packed), **dict.fromkeys(self.series)})
+
+    def get(self, kind: str) -> Any:
+        """The state of series ``kind`` (``None``: none yet); :class:`StateDecodeError` if its bytes are not a
+        value of its kind."""
+        state = self.series.get(kind)
+        if state is not None or kind not in self.packed:
+            return state
+        seq, at, held = self.packed[kind]
+        kind_cls = SERIES_KINDS[kind]
+        value = decode(PREFIX + held)
+        if type(value) is not _HELD[kind_cls][1]:
+            raise StateDecodeError(f"series {kind!r} holds a {type(value).__name__}, not a "
+                                   f"{_HELD[kind_cls][1].__name__}")
+        state = self.series[kind] = kind_cls(seq, at, value)
+        return state
+
+    def set(self, kind: str, state: Any) -> None:
+        _check_kind(kind, state)
+        self.series[kind] = state
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Every series, decoded (tools and tests)."""
+        return [(kind, self.get(kind)) for kind in self.kinds()]
 
     def to_state(self) -> dict[str, list[Any]]:
         out = {}
-        for kind, s in self.series.items():
-            if SERIES_KINDS.get(kind) is not type(s):
-                raise ValueError(f"series {kind!r} cannot hold a {type(s).__name__}")
-            out[kind] = [s.seq, s.at, getattr(s, _HELD[type(s)][0])]
+        for kind in self.kinds():
+            s = self.series.get(kind)
+            out[kind] = self.packed[kind] if s is None else [s.seq, s.at, encode(getattr(s, _HELD[type(s)][0]))[2:]]
         return out
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> KeyMonitors:
         if type(state) is not dict:
             raise ValueError("a key's monitors are a dict of series")
-        series = {}
         for kind, entry in state.items():
-            kind_cls = SERIES_KINDS.get(kind) if type(kind) is str else None
-            if kind_cls is None:
+            if type(kind) is not str or kind not in SERIES_KINDS:
                 raise ValueError(f"unknown series kind {str(kind)[:40]!r}")
-            if type(entry) is not list or len(entry) != 3:
-                raise ValueError(f"series {kind!r} is not [seq, at, state]")
-            seq, at, held = entry
-            if type(seq) is not int or type(at) not in (float, int):
+            if type(entry) is not list or len(entry) != 3 or type(entry[2]) is not bytes or not entry[2]:
+                raise ValueError(f"series {kind!r} is not [seq, at, bytes]")
+            if type(entry[0]) is not int or type(entry[1]) not in (float, int):
                 raise ValueError(f"series {kind!r}: seq must be an int and at a number")
-            held_cls = _HELD[kind_cls][1]
-            if type(held) is not held_cls:
-                raise ValueError(f"series {kind!r} holds a {type(held).__name__}, not a {held_cls.__name__}")
-            series[kind] = kind_cls(seq, float(at), held)
-        return cls(series)
+            entry[1] = float(entry[1])
+        return cls(packed=state)
 
 
-register(KeyMonitors)
+def _check_kind(kind: str, state: Any) -> None:
+    if SERIES_KINDS.get(kind) is not type(state):
+        raise ValueError(f"series {kind!r} cannot hold a {type(state).__name__}")
+
+
+def _key_monitors_v2(state: Any) -> dict[str, list[Any]]:
+    """v1 ``{kind: [seq, at, held object]}`` -> v2 ``{kind: [seq, at, held bytes]}``."""
+    if type(state) is not dict:
+        raise ValueError("a key's monitors are a dict of series")
+    out = {}
+    for kind, entry in state.items():
+        kind_cls = SERIES_KINDS.get(kind) if type(kind) is str else None
+        if kind_cls is None or type(entry) is not list or len(entry) != 3:
+            raise ValueError(f"series {str(kind)[:40]!r} is not a known kind's [seq, at, state]")
+        if type(entry[2]) is not _HELD[kind_cls][1]:
+            raise ValueError(f"series {kind!r} holds a {type(entry[2]).__name__}, not a {_HELD[kind_cls][1].__name__}")
+        out[kind] = [entry[0], entry[1], encode(entry[2])[2:]]
+    return out
+
+
+register(KeyMonitors, migrations={1: _key_monitors_v2})
+plain_state(KeyMonitors)  # its state is numbers and bytes: written without walking it

@@ -65,7 +65,7 @@ def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -
                 assert offset is not None and int(offset) == last_offset[partition], partition
             values = [decode(v) for v in stored.values()]
             assert {type(v) for v in values} <= {KeyMonitors}, partition  # one value per key, all its series
-            series += sum(type(s) is SeriesState for v in values for s in v.series.values())
+            series += sum(type(s) is SeriesState for v in values for _, s in v.items())
         assert series > 0
 
         alerts = run_worker(broker.url, broker.bootstrap, database_url, tmp_path / "worker2.log", settings,

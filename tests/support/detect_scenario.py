@@ -1,7 +1,7 @@
 """A deterministic stream of ``buckets`` messages for the detect agent: a full key scored on six metrics, its
 team roll-up (root cause, sibling prior) and a second full key, over 200 minutes with noise, spikes that fire
-and resolve, a new child far above its siblings, multi-bucket batches, a late correction and redelivered
-batches. ``tests/fixtures/state/detect_v2_*`` hold what the detect agent of 5a4173d (one table value per
+and resolve, a new child far above its siblings, minutes scoring spend alone, multi-bucket batches, a late
+correction and redelivered batches. ``tests/fixtures/state/detect_v2_*`` hold what the detect agent of 5a4173d (one table value per
 series) sent and stored on it, to compare another layout's alerts and scores against.
 
 >>> msgs = messages()
@@ -41,6 +41,8 @@ class Message:
 
 def _full(key: str, start: datetime, rng: random.Random, m: int, scale: float) -> Bucket:
     requests = 20 + rng.randrange(10)
+    if key == OTHER and 60 <= m < 70:
+        requests = 2  # too few calls for the per-call metrics: spend alone is scored, its other series rest
     spike = 8.0 if 180 <= m < 184 and key == FULL else 1.0
     price = (0.002 if 120 <= m < 124 and key == FULL else 0.001) * (1 + 0.05 * rng.random())
     spend = scale * requests * price * spike

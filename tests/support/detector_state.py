@@ -55,7 +55,7 @@ def series_counts(key: str, value: bytes | None, seen: dict[str, list[Save]]) ->
         return [(s, None) for s in gone] or [(key, None)]
     state = decode(value, expect=(KeyMonitors, SeriesState, ChildrenState, SiblingsState))
     if isinstance(state, KeyMonitors):
-        return [(legacy_key(key, kind), s.monitor.detector.n) for kind, s in state.series.items()
+        return [(legacy_key(key, kind), s.monitor.detector.n) for kind, s in state.items()
                 if isinstance(s, SeriesState)]
     if isinstance(state, (ChildrenState, SiblingsState)):
         return []  # a roll-up's root-cause baselines or a sibling prior: no detector

@@ -35,8 +35,8 @@ def test_a_rollup_is_scored_bucket_after_bucket_with_each_state_under_its_type_a
     assert list(table) == [TEAM]
     held = decode(table[TEAM])
     assert type(held) is KeyMonitors
-    assert type(held.series["spend"]) is SeriesState and held.series["spend"].seq == 39
-    assert type(held.series["children"]) is ChildrenState and type(held.series["siblings"]) is SiblingsState
+    assert type(held.get("spend")) is SeriesState and held.get("spend").seq == 39
+    assert type(held.get("children")) is ChildrenState and type(held.get("siblings")) is SiblingsState
     assert sent == []  # a steady roll-up raises nothing
 
     asyncio.run(detect.handle(dump_batch(TEAM, 40, [], forget=True)))
