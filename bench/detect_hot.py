@@ -7,9 +7,10 @@ same keys again, a minute later, so states are read back and updated), and repor
 the table writes per message (each one a changelog message in the worker) and the encoded bytes per table
 value and per key; ``--requests`` sets the calls per full key's bucket (2, the default, scores spend only:
 cost per inference and the other per-request metrics need ``min_requests_per_bucket``, 3; 4 scores six
-metrics per full key; ``4,2``: minutes alternate, the second scoring spend alone while the others rest); ``--changelog`` also sends every write to the ``monitors`` table's changelog as a
-worker does (Faust's ``send_changelog`` into its producer's buffer, no broker: the Python side of a changelog
-message); ``--profile`` prints the top of a cProfile of the run.
+metrics per full key; ``4,2``: minutes alternate, the second scoring spend alone while the others rest);
+``--changelog`` also sends every write to the ``monitors`` table's changelog as a worker does (Faust's
+``send_changelog`` into its producer's buffer, no broker: the Python side of a changelog message);
+``--profile`` prints the top of a cProfile of the run.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ class KeyMonitors:
         out = {}
         for kind in self.kinds():
             s = self.series.get(kind)
-            out[kind] = self.packed[kind] if s is None else [s.seq, s.at, encode(getattr(s, _HELD[type(s)][0]))[2:]]
+            out[kind] = self.packed[kind] if s is None else [s.seq, s.at, _held_bytes(getattr(s, _HELD[type(s)][0]))]
         return out
 
     @classmethod
@@ -239,6 +239,11 @@ class KeyMonitors:
         return cls(packed=state)
 
 
+def _held_bytes(held: Any) -> bytes:
+    """A series' held object as its own codec value, without the format prefix (the key's value has it)."""
+    return encode(held)[len(PREFIX):]
+
+
 def _check_kind(kind: str, state: Any) -> None:
     if SERIES_KINDS.get(kind) is not type(state):
         raise ValueError(f"series {kind!r} cannot hold a {type(state).__name__}")
@@ -254,8 +259,9 @@ def _key_monitors_v2(state: Any) -> dict[str, list[Any]]:
         if kind_cls is None or type(entry) is not list or len(entry) != 3:
             raise ValueError(f"series {str(kind)[:40]!r} is not a known kind's [seq, at, state]")
         if type(entry[2]) is not _HELD[kind_cls][1]:
-            raise ValueError(f"series {kind!r} holds a {type(entry[2]).__name__}, not a {_HELD[kind_cls][1].__name__}")
-        out[kind] = [entry[0], entry[1], encode(entry[2])[2:]]
+            raise ValueError(f"series {kind!r} holds a {type(entry[2]).__name__}, "
+                             f"not a {_HELD[kind_cls][1].__name__}")
+        out[kind] = [entry[0], entry[1], _held_bytes(entry[2])]
     return out
 
 

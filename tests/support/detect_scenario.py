@@ -1,8 +1,8 @@
 """A deterministic stream of ``buckets`` messages for the detect agent: a full key scored on six metrics, its
 team roll-up (root cause, sibling prior) and a second full key, over 200 minutes with noise, spikes that fire
 and resolve, a new child far above its siblings, minutes scoring spend alone, multi-bucket batches, a late
-correction and redelivered batches. ``tests/fixtures/state/detect_v2_*`` hold what the detect agent of 5a4173d (one table value per
-series) sent and stored on it, to compare another layout's alerts and scores against.
+correction and redelivered batches. ``tests/fixtures/state/detect_v2_*`` hold what the detect agent of 5a4173d
+(one table value per series) sent and stored on it, to compare another layout's alerts and scores against.
 
 >>> msgs = messages()
 >>> len(msgs), len({m.seq for m in msgs if m.key == FULL})
