@@ -184,7 +184,10 @@ async def _resume_unread(owned: dict[str, Any]) -> None:
     if not unread:
         return
     try:
-        committed = await _group_offsets().committed(unread)
+        committed: dict[Any, int] = dict(await _group_offsets().committed(unread))
+        never = [tp for tp in unread if tp not in committed]
+        if never:  # the group never committed one: its reading starts at the partition's first offset
+            committed.update(await app.consumer.earliest_offsets(*never))
     except Exception as err:  # noqa: BLE001 - retried at the next reading; until then they count as not caught up
         log.warning("committed offsets unavailable (%s): will ask again", type(err).__name__)
         return

@@ -49,14 +49,14 @@ MAX_READING_GAP = 3.0
 
 #: Longest time between two punctuations: a quiet key's minute closes within about this much of becoming
 #: closable (each punctuation closes the keys it can move: streams.state.close_index).
-MAX_READING_INTERVAL = 1.0
+MAX_READING_INTERVAL = 5.0
 
 
 def reading_interval(idle_after: float) -> float:
     """Seconds between two punctuations (readings) for an idle time of ``idle_after`` seconds.
 
     >>> reading_interval(120.0), reading_interval(3.0), reading_interval(0.1)
-    (1.0, 1.0, 0.5)
+    (5.0, 1.5, 0.5)
     """
     return max(0.5, min(idle_after / 2, MAX_READING_INTERVAL))
 
@@ -94,12 +94,13 @@ class Punctuation(BaseModel):
 
 
 class _Partition:
-    __slots__ = ("assigned_at", "offset", "producers", "idle", "caught_up_at")
+    __slots__ = ("assigned_at", "offset", "producers", "idle", "caught_up_at", "start_known")
 
     def __init__(self, wall: float) -> None:
         self.assigned_at = wall
         self.caught_up_at: float | None = None  # wall time of the last reading, if it found nothing waiting
         self.offset = -1  # newest offset processed here
+        self.start_known = False  # where this worker's reading of the partition started is known (resumed())
         self.producers: dict[str, list[float]] = {}  # clock -> [newest event time, wall time of its last record]
         self.idle: set[str] = set()
 
@@ -121,11 +122,12 @@ class SourceProgress:
     def unread(self) -> list[str]:
         """Partitions this worker owns but has processed nothing of since it was assigned them: where their
         reading starts (the group's committed offset) must come from the broker (:meth:`resumed`)."""
-        return [source for source, part in self._parts.items() if part.offset < 0]
+        return [source for source, part in self._parts.items() if part.offset < 0 and not part.start_known]
 
     def resumed(self, source: str, committed: int) -> None:
-        """The group's committed offset of ``source`` (the next offset to be processed here), for a partition
-        this worker has processed nothing of yet. Without it a partition handed over already drained (its
+        """The group's committed offset of ``source`` (the next offset to be processed here; the partition's
+        first offset if the group never committed one), for a partition this worker has processed nothing of
+        yet; asked once per assignment. Without it a partition handed over already drained (its
         previous owner processed and committed everything, then crashed or left) would never count as caught
         up, and no key fed from it could close again.
 
@@ -138,10 +140,12 @@ class SourceProgress:
         >>> p.resumed("usage.llm/0", committed=40)   # the previous owner had processed offsets 0..39
         >>> [p.punctuation({"usage.llm/0": 40}, wall=w).parts["usage.llm/0"].idle_ok for w in (105.5, 107.0)]
         [False, True]
+        >>> p.unread()
+        []
         """
         part = self._parts.get(source)
         if part is not None and part.offset < 0:
-            part.offset = committed - 1
+            part.offset, part.start_known = committed - 1, True
 
     def revoked(self, source: str) -> None:
         self._parts.pop(source, None)
