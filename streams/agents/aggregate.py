@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import faust
@@ -117,14 +117,16 @@ class Aggregate:
         unsaved = self.unsaved.get(partition, {})
         return list(self.windows.keys()) + [k for k, v in unsaved.items() if v is not None and k not in self.windows.raw]
 
-    async def _own(self, key: str, partition: int) -> KeyWindows | None:
-        """``key``'s state if it lives on ``partition`` (learning the partition of each key decoded)."""
+    async def _own(self, key: str, partition: int, report: bool = True) -> KeyWindows | None:
+        """``key``'s state if it lives on ``partition`` (learning the partition of each key decoded); a state
+        that cannot be used is ``None`` (reported unless ``report`` is false)."""
         if self.partition_of.get(key, partition) != partition:
             return None
         try:
             kw = self._get(key, partition)
         except StateQuarantined as q:
-            await report_quarantine(q, "aggregate")
+            if report:
+                await report_quarantine(q, "aggregate")
             return None
         if kw is not None:
             self.partition_of[key] = kw.partition
@@ -135,19 +137,10 @@ class Aggregate:
         (a new worker, or after a rebalance): a punctuation's selection must see all of them."""
         self.index.start(partition)
         lateness = self.settings.allowed_lateness_seconds
-        for n, key in enumerate(self._keys(partition)):
-            if n % 500 == 499:
-                await asyncio.sleep(0)
-            if self.partition_of.get(key, partition) != partition:
-                continue
-            try:
-                kw = self._get(key, partition)
-            except StateQuarantined:
-                continue  # reported by the message or scan that meets it
+        async for key in _yielding(self._keys(partition)):
+            kw = await self._own(key, partition, report=False)  # reported by the message or scan that meets it
             if kw is not None:
-                self.partition_of[key] = kw.partition
-                if kw.partition == partition:
-                    self.index.file(partition, key, kw.holder(lateness))
+                self.index.file(partition, key, kw.holder(lateness))
 
     def forget_partitions(self, partitions: list[int]) -> None:
         """Partitions revoked by a rebalance: their keys are filed afresh if they come back."""
@@ -217,16 +210,9 @@ class Aggregate:
     async def punctuate(self, partition: int, punct: Punctuation, offset: int | None = None) -> None:
         """A scan visits every key of the partition (idle clocks, expiry); any other punctuation visits the keys
         the index says it can move (their holding clock read past their due time, or idle)."""
-        if punct.scan:
-            for n, key in enumerate(self._keys(partition)):
-                if n % 500 == 499:
-                    await asyncio.sleep(0)  # a long scan must not starve the consumer's heartbeats
-                await self._visit(key, partition, punct, offset, expire=True)
-            return
-        for n, key in enumerate(self.index.due(partition, punct.reading)):
-            if n % 500 == 499:
-                await asyncio.sleep(0)
-            await self._visit(key, partition, punct, offset, expire=False)
+        keys = self._keys(partition) if punct.scan else self.index.due(partition, punct.reading)
+        async for key in _yielding(keys):
+            await self._visit(key, partition, punct, offset, expire=punct.scan)
 
     async def _visit(self, key: str, partition: int, punct: Punctuation, offset: int | None, expire: bool) -> None:
         kw = await self._own(key, partition)
@@ -259,6 +245,15 @@ class Aggregate:
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:
             await self.send(kw.key, dump_batch(kw.key, kw.emitted, buckets))
+
+
+async def _yielding(keys: list[str]) -> AsyncIterator[str]:
+    """``keys`` one by one, giving the event loop a turn every 500: a long walk over a partition's keys must not
+    starve the consumer's heartbeats."""
+    for n, key in enumerate(keys):
+        if n % 500 == 499:
+            await asyncio.sleep(0)
+        yield key
 
 
 async def _send_batch(key: str, value: bytes) -> None:

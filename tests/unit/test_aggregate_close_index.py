@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-import orjson
-
 from schemas.bucket import load_batch
 from streams.agents.aggregate import Aggregate
 from streams.agents.normalize import PUNCT
@@ -21,15 +19,11 @@ from streams.settings import Settings
 from streams.state.clocks import PartitionClocks, Punctuation
 from streams.state.tables import TypedTable
 from streams.state.windows import KeyWindows
+from tests.support.costs_messages import costs
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=timezone.utc).timestamp()
 SETTINGS = Settings(_env_file=None, allowed_lateness_seconds=0, bucket_seconds=60)
 GW, EU = "usage.llm/0:gw", "usage.llm/1:eu"
-
-
-def costs(clock: str, offset: int, ts: float, usd: float) -> bytes:
-    return orjson.dumps({"o": [clock.split(":")[0], offset], "clk": [clock, ts],
-                         "records": [{"ts": ts, "cost_usd": usd, "requests": 1}]})
 
 
 def reading(newest: dict[str, float], wall: float, scan: bool = False) -> bytes:
