@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Engine, MetaData, Table, create_engine
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 
@@ -28,8 +28,13 @@ def make_engine(url: str) -> Engine:
 
 
 def create_tables(engine: Engine, metadata: MetaData, tables: Sequence[Table] | None = None) -> None:
-    """Create the missing tables (idempotent); another process creating them at the same moment is fine."""
+    """Create the missing tables (idempotent); another process creating them at the same moment is fine.
+
+    Both checked "missing" and one lost the race: PostgreSQL says ProgrammingError or IntegrityError, SQLite
+    OperationalError ("table ... already exists"). The second try sees the tables and creates nothing; a
+    database that is really down fails it again, so the caller still sees that error.
+    """
     try:
         metadata.create_all(engine, tables=tables)
-    except (ProgrammingError, IntegrityError):
+    except (ProgrammingError, IntegrityError, OperationalError):
         metadata.create_all(engine, tables=tables)
