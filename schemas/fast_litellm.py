@@ -10,14 +10,15 @@ What depends only on the fields that name the call's model and owner - ``model``
 of ``metadata`` - is resolved once per distinct combination of their raw JSON bytes *by the reference itself*
 (``LiteLlmPayload`` then ``to_usage`` then ``llm_allocation``, as ``llm_record`` does), so lenient parsing, the
 key's team over request tags and the dropping of caller ``key.*`` tags cannot drift. Per event it reads the time,
-cost and token fields, with strict types.
+cost and token fields, with strict types. A failed call or a response-cache hit (both named by the combination's
+``status`` and ``cache_hit``: :attr:`Combo.failed`, :attr:`Combo.cache_hit`) is taken at LiteLLM's cost (0 if it
+logged none), never the catalog's, and a cache hit with no tokens, as the reference records them.
 
 It is deliberately narrow: :func:`decode_litellm` returns ``None`` ("use the reference path") for a message it
 does not accept exactly as the reference would: a per-event field of a lax type (a number as text, a float
 token count, ``metadata`` or ``usage_object`` as a JSON string), a time that is not Unix seconds of 2000-2099 or is
-within a second of the future-skew limit, an id over 200 characters, a failed call or a cache hit (their records
-carry counts ``MessageWork`` does not sum), a combination the reference rejects, another format, OTLP, an empty
-envelope, a message orjson would not read (:func:`schemas.json_screen.orjson_reads`: what msgspec skips, it
+within a second of the future-skew limit, an id over 200 characters, a combination the reference rejects,
+another format, OTLP, an empty envelope, a message orjson would not read (:func:`schemas.json_screen.orjson_reads`: what msgspec skips, it
 does not check for UTF-8 or for numbers beyond a double). Every envelope with a bad event thus goes whole to
 the reference, which gives each its exact reason.
 
@@ -59,6 +60,7 @@ _Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # fi
 _Seconds = Annotated[float, msgspec.Meta(ge=946_684_800.0, lt=4_102_444_800.0)]
 _Id = Annotated[str, msgspec.Meta(max_length=200)]
 _ABSENT = msgspec.Raw(b"")
+_NO_TOKENS = (0, 0, 0, 0)
 #: The time the reference parses a combination at (allocation does not depend on it).
 _ANY_TIME = 1_767_225_600.0
 
@@ -159,8 +161,8 @@ class LiteLlmResolver:
         self.cache: dict[bytes, Combo | None] = {}
 
     def combo(self, ev: _Event) -> Combo | None:
-        """The combination of an event (``None``: the reference rejects it, or it is a failed call or a cache
-        hit, so the envelope is not handled here)."""
+        """The combination of an event (``None``: the reference rejects it, so the envelope is not handled
+        here)."""
         m = ev.metadata
         # One bytes key: the raw values joined by NUL, which valid JSON never holds outside an escape (no raw
         # control character in a string); then SOH and the metadata's state and raw values.
@@ -187,10 +189,9 @@ class LiteLlmResolver:
             u = to_usage(LiteLlmPayload.model_validate(doc))
         except ValueError:  # pydantic's ValidationError and orjson's JSONDecodeError are ones
             return None
-        if u.failed or u.cache_hit:
-            return None
         canonical, provider, a = llm_allocation(u.model, u.provider, u.model_group, u.tags, self.catalog, self.rules)
-        return Combo((a.team, a.feature, a.customer, a.model, a.environment), a.tier, canonical, provider)
+        return Combo((a.team, a.feature, a.customer, a.model, a.environment), a.tier, canonical, provider,
+                     failed=u.failed, cache_hit=u.cache_hit)
 
 
 def _events(raw: bytes, one: bool) -> list[_Event] | None:
@@ -252,16 +253,22 @@ def decode_litellm(raw: bytes, resolver: LiteLlmResolver, *, now: float, max_fut
         ts = dt.timestamp()
         if ts > latest:
             return None
-        m = ev.metadata
-        read, write = _cache_split(m.usage_object) if m else (0, 0)
-        prompt, completion = ev.prompt_tokens, ev.completion_tokens
-        toks = (max(prompt - read - write, 0), completion, read, write)
         cost = ev.response_cost if ev.response_cost is not None else ev.spend
-        if ev.response_cost_failure_debug_info or (cost == 0 and (prompt or completion)):
+        if combo.cache_hit:  # a cached answer used no provider tokens (LiteLLM logs the original call's)
+            toks = _NO_TOKENS
+        else:
+            m = ev.metadata
+            read, write = _cache_split(m.usage_object) if m else (0, 0)
+            prompt, completion = ev.prompt_tokens, ev.completion_tokens
+            toks = (max(prompt - read - write, 0), completion, read, write)
+        if combo.failed or combo.cache_hit:
+            if cost is None:  # LiteLLM's cost as it is (none: 0), never the catalog's
+                cost = 0.0
+        elif ev.response_cost_failure_debug_info or (cost == 0 and (prompt or completion)):
             cost = None  # LiteLLM could not price it: the catalog does (or it is unpriced)
         if cost is None:
             cost = catalog.llm_cost(combo.model, dt, input_tokens=toks[0], output_tokens=toks[1],
-                                    cache_read_tokens=read, cache_write_tokens=write)
+                                    cache_read_tokens=toks[2], cache_write_tokens=toks[3])
         combos.append(combo)
         tss.append(ts)
         costs.append(cost if cost is not None else 0.0)

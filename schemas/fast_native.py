@@ -98,6 +98,8 @@ class Combo:
     tier: str
     model: str  # the canonical model, as priced
     provider: str
+    failed: bool = False  # a failed call (LiteLLM ``status``): its record counts one failed request
+    cache_hit: bool = False  # a response-cache hit (LiteLLM ``cache_hit``): one cache-hit request, no tokens
     extra: Any = None  # free for the consumer to remember what it derived from this combination
 
 

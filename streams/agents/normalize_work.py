@@ -3,7 +3,8 @@
 :func:`reference_work` is the definition: ``Normalizer.parse`` (a pydantic model and a ``CostRecord`` per event),
 cardinality limits per record, then the partial sums per (key, bucket) (``PartialSums``), spend per budget
 (``spend_by_budget``), GPU samples and requests per served model. :class:`MessageWork` gives the same
-:class:`Work` faster for envelopes of native events and of LiteLLM payloads: msgspec decoding into columns
+:class:`Work` faster for envelopes of native events and of LiteLLM payloads (failed calls and cache hits
+included: counted per event, from their combination): msgspec decoding into columns
 (:mod:`schemas.fast_native`, :mod:`schemas.fast_litellm`), everything that depends only on the key resolved once
 per distinct key (allocation, limits, roll-up keys, budgets, served-model key), and the partial sums added per
 event in event order, so every sum is the reference's to the last bit. A message it does not handle goes to the
@@ -108,7 +109,7 @@ class _Keyed:
 
 
 # A slot: one (allocation key, bucket) of a message. Its fields, by index:
-_TS, _N, _COST, _IN, _OUT, _CR, _CW, _UNPRICED, _ROLL, _SPEND, _KEYED, _BUCKET = range(12)
+_TS, _N, _COST, _IN, _OUT, _CR, _CW, _UNPRICED, _ROLL, _SPEND, _KEYED, _BUCKET, _FAILED, _HITS = range(14)
 
 
 class MessageWork:
@@ -187,6 +188,10 @@ class MessageWork:
             slot[_CW] += toks[3]
             if not priced:
                 slot[_UNPRICED] += 1
+            if combo.failed:
+                slot[_FAILED] += 1
+            if combo.cache_hit:
+                slot[_HITS] += 1
             for roll in slot[_ROLL]:
                 roll[1] += cost  # a roll-up's spend in event order, as the reference adds it
             if cost:
@@ -209,7 +214,7 @@ class MessageWork:
 
     def _slot(self, k: _Keyed, bucket: int, ts: float, rolls: dict[tuple[str, int], list[Any]],
               cells: dict[tuple[str, int], list[float]]) -> list[Any]:
-        slot: list[Any] = [ts, 0, 0.0, 0, 0, 0, 0, 0, [], [], k, bucket]
+        slot: list[Any] = [ts, 0, 0.0, 0, 0, 0, 0, 0, [], [], k, bucket, 0, 0]
         for level, (key, _child) in enumerate(k.rollups):
             roll = rolls.get((key, bucket))
             if roll is None:  # ts, spend, children's slots, key, level, written
@@ -233,7 +238,8 @@ class MessageWork:
         for slot in slots.values():  # in order of creation: the reference's order of keys and buckets
             k: _Keyed = slot[_KEYED]
             by_key.setdefault(k.key, []).append(_partial(slot[_TS], slot[_N], slot[_COST], slot[_IN], slot[_OUT],
-                                                         slot[_CR], slot[_CW], slot[_UNPRICED]))
+                                                         slot[_CR], slot[_CW], slot[_FAILED], slot[_HITS],
+                                                         slot[_UNPRICED]))
             for roll in slot[_ROLL]:
                 if not roll[5]:
                     roll[5] = True
@@ -268,7 +274,7 @@ class MessageWork:
         summed per event; each child is one allocation key, whose own spend is its slot's)."""
         level = roll[4]
         kids: dict[str, float] = {}
-        n = i = o = cr = cw = unpriced = 0
+        n = i = o = cr = cw = failed = hits = unpriced = 0
         for c in roll[2]:
             child = c[_KEYED].rollups[level][1]
             if child in kids:
@@ -279,13 +285,16 @@ class MessageWork:
             o += c[_OUT]
             cr += c[_CR]
             cw += c[_CW]
+            failed += c[_FAILED]
+            hits += c[_HITS]
             unpriced += c[_UNPRICED]
-        p = _partial(roll[0], n, roll[1], i, o, cr, cw, unpriced)
+        p = _partial(roll[0], n, roll[1], i, o, cr, cw, failed, hits, unpriced)
         p["kids"] = kids
         return p
 
 
-def _partial(ts: float, n: int, cost: float, i: int, o: int, cr: int, cw: int, unpriced: int) -> dict[str, Any]:
+def _partial(ts: float, n: int, cost: float, i: int, o: int, cr: int, cw: int, failed: int, hits: int,
+             unpriced: int) -> dict[str, Any]:
     """A partial as ``PartialSums`` writes it (a sum only where some record had it non-zero: all are >= 0 here)."""
     p: dict[str, Any] = {"ts": ts, "n": n}
     if cost:
@@ -299,6 +308,10 @@ def _partial(ts: float, n: int, cost: float, i: int, o: int, cr: int, cw: int, u
         p["cache_read_tokens"] = cr
     if cw:
         p["cache_write_tokens"] = cw
+    if failed:
+        p["failed_requests"] = failed
+    if hits:
+        p["cache_hit_requests"] = hits
     if unpriced:
         p["unpriced"] = unpriced
     return p

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,7 @@ REAL = {p.stem: orjson.loads(p.read_bytes()) for p in sorted((PAYLOADS / "litell
 HAND = {p.stem: orjson.loads(p.read_bytes()) for p in (PAYLOADS / "litellm.json",
                                                         PAYLOADS / "litellm_unpriced_cost.json")}
 ALL = {**REAL, **HAND}
-#: Fixtures the reference counts with failed or cache-hit requests: never taken by the fast path.
-NOT_FAST = {"sdk_failed", "proxy_failed", "sdk_cache_hit"}
-FAST_NAMES = sorted(set(ALL) - NOT_FAST)
+FAST_NAMES = sorted(ALL)  # every fixture, the failed calls and the cache hit with them
 BOOK = BudgetBook.load()
 LEVELS = (("team", "environment"), ("environment",))
 
@@ -110,6 +109,75 @@ def test_hand_worked_key_team_over_request_tags() -> None:
     assert not any(k.startswith("team=ads") for k in w.by_key)
 
 
+def test_hand_worked_failed_calls_and_cache_hits() -> None:
+    """Independent of the reference: in one key and minute a success ($0.25, 10 + 20 tokens), a failed call ($0
+    logged with 10 prompt tokens: not priced from the catalog) and a cache hit (the original call's 10 + 20 tokens
+    logged: none counted, $0) make 3 requests, 1 failed, 1 cache hit, $0.25, 20 + 20 tokens; in the roll-ups too.
+    Another team's key with a success only has neither count, and its team's roll-up neither."""
+    t = 1796206153.25
+    ok = ev(response_cost=0.25, prompt_tokens=10, completion_tokens=20, startTime=t)
+    failed = ev(status="failure", response_cost=0.0, prompt_tokens=10, completion_tokens=0, startTime=t + 1)
+    hit = ev(cache_hit=True, response_cost=0.0, prompt_tokens=10, completion_tokens=20, startTime=t + 2)
+    other = ev(meta={"user_api_key_team_alias": "ads"}, response_cost=0.5, prompt_tokens=1, startTime=t + 3)
+    msg = dumps([failed, ok, hit, other])
+    fast = MessageWork(Normalizer(), BOOK, CardinalityLimiter(), 60, LEVELS).run("llm", msg)
+    ref = reference_work(Normalizer(), BOOK, CardinalityLimiter(), 60, LEVELS, "llm", msg)
+    assert fast.fast and not ref.fast
+    search = "team=search|feature=chat|customer=unknown|model=gpt-4o|environment=production"
+    ads = "team=ads|feature=chat|customer=unknown|model=gpt-4o|environment=production"
+    counts = {"n": 3, "requests": 3, "cost_usd": 0.25, "input_tokens": 20, "output_tokens": 20,
+              "failed_requests": 1, "cache_hit_requests": 1}
+    for w in (fast, ref):
+        (p,) = w.by_key[search]
+        assert p == {"ts": t + 1, **counts}
+        (roll,) = w.by_key["team=search|feature=*|customer=*|model=*|environment=production"]
+        assert roll == {"ts": t + 1, **counts, "kids": {"feature=chat|customer=unknown|model=gpt-4o": 0.25}}
+        (top,) = w.by_key["team=*|feature=*|customer=*|model=*|environment=production"]
+        assert (top["n"], top["requests"], top["failed_requests"], top["cache_hit_requests"]) == (4, 4, 1, 1)
+        for key in (ads, "team=ads|feature=*|customer=*|model=*|environment=production"):
+            (q,) = w.by_key[key]
+            assert "failed_requests" not in q and "cache_hit_requests" not in q and q["n"] == 1
+        assert w.spend["org"] == [[1796206140, 0.75]]
+        assert sum(c for per in w.requests.values() for _, c in per) == 4
+    assert view(fast) == view(ref)
+
+
+def with_flags(messages: list[bytes], seed: int = 3) -> list[bytes]:
+    """The messages with about one event in ten a failed call, one in ten a cache hit, one in twenty both."""
+    rng = random.Random(seed)
+    out = []
+    for m in messages:
+        docs = orjson.loads(m)
+        for d in docs:
+            r = rng.random()
+            if r < 0.1:
+                d.update(status="failure", response_cost=0.0 if r < 0.05 else d["response_cost"])
+            elif r < 0.2:
+                d["cache_hit"] = True
+            elif r < 0.25:
+                d.update(status="error", cache_hit=True)
+        out.append(dumps(docs))
+    return out
+
+
+def test_the_bench_workload_with_failed_calls_and_cache_hits() -> None:
+    w = Workload(shape="litellm", events=2000, batch=100, keys=300, partitions=1, span_s=300.0)
+    assert all(compare(with_flags(w.messages()[0])))
+
+
+@pytest.mark.parametrize("seconds", [60, 300, 7])
+def test_bucket_widths_with_failed_calls_and_cache_hits(seconds: int) -> None:
+    w = Workload(shape="litellm", events=600, batch=50, keys=40, partitions=1, span_s=900.0)
+    assert all(compare(with_flags(w.messages()[0], seed=seconds), seconds=seconds))
+
+
+def test_envelopes_mixing_flagged_and_plain_events() -> None:
+    plain = [ALL[n] for n in FAST_NAMES]
+    mixed = [dumps(plain + FLAGGED), dumps(FLAGGED[::-1] + plain[::2]), dumps({"events": FLAGGED * 2}),
+             dumps([FLAGGED[0]] + plain), dumps(plain + [FLAGGED[-1]])]
+    assert all(compare(mixed * 2, limits={"team": 2}))  # twice: cached combinations; a team over its limit
+
+
 def test_every_key_field_reaches_the_rules() -> None:
     """Rules that read each key tag the shipped ones ignore: the combination must hold all of them."""
     rules = AllocationRules.model_validate({"tag_keys": {
@@ -180,10 +248,26 @@ FAST = [
     ev(extra={"deep": [[[{"x": 10**40}]]]}, hidden_params="junk", messages=None, startTimeX="x"),
     ev(meta={"requester_metadata": {"key.team_alias": "ads"}, "user_api_key_spend": 10**40}),
 ]
+# Failed calls and response-cache hits (counted in failed_requests / cache_hit_requests, at LiteLLM's cost, a cache
+# hit with no tokens): taken by the fast path too.
+FLAGGED = [
+    ev("sdk_failed"), ev("proxy_failed"), ev("sdk_cache_hit"),
+    ev(status="failure"), ev(status=" ERROR"), ev(status="Failed "), ev(status="failure", response_cost=0.5),
+    ev(status="failure", response_cost=..., spend=0.25), ev(status="failure", response_cost=None),  # none: $0
+    ev(status="error", response_cost=0.0, prompt_tokens=100, completion_tokens=7),  # $0, not the catalog's
+    ev(status="failure", response_cost_failure_debug_info={"error_str": "x"}, response_cost=...),
+    ev(status="failure", meta={"usage_object": {"cache_read_input_tokens": 4, "cache_creation_input_tokens": 3}}),
+    ev(status="failure", model="acme-private-llm", custom_llm_provider=..., response_cost=...),  # no price anywhere
+    ev(cache_hit=True), ev(cache_hit="true"), ev(cache_hit=1), ev(cache_hit=True, response_cost=0.0),
+    ev(cache_hit=True, response_cost=..., spend=...), ev(cache_hit=True, response_cost=0.125),
+    ev(cache_hit=True, meta={"usage_object": {"cache_read_input_tokens": 4, "cache_creation_input_tokens": 3}}),
+    ev(cache_hit=True, response_cost_failure_debug_info={"error_str": "x"}, model="acme-private-llm"),
+    ev(status="failure", cache_hit=True), ev(status="failure", cache_hit=True, response_cost=0.5),
+    ev(status="failure", meta={"user_api_key_team_alias": "ads"}), ev(cache_hit=True, request_tags=["feature:x"]),
+]
+FAST += FLAGGED
 # The reference decides (some valid, some not): the fast path must step aside and give its exact answer.
 REFERENCE = [
-    ev("sdk_failed"), ev("proxy_failed"), ev("sdk_cache_hit"), ev(status="failure"), ev(status=" ERROR"),
-    ev(cache_hit=True), ev(cache_hit="true"), ev(cache_hit=1),
     ev(prompt_tokens="10"), ev(prompt_tokens=10.0), ev(prompt_tokens=-1), ev(prompt_tokens=10**12 + 1),
     ev(prompt_tokens=True), ev(prompt_tokens=None), ev(completion_tokens=2**64), ev(total_tokens=-1),
     ev(response_cost="0.1"), ev(response_cost=-1), ev(response_cost=True), ev(spend="x"), ev(response_time=-1),
@@ -198,6 +282,7 @@ REFERENCE = [
     ev(meta={"usage_object": {"cache_read_input_tokens": True}}),
     ev(meta={"usage_object": {"prompt_tokens_details": [1]}}),
     ev(format="openai"), ev(format="native"), ev(format=3),
+    ev(status="failure", prompt_tokens="10"), ev(cache_hit=True, response_cost=-1), ev(status="failure", model=""),
 ]
 
 
