@@ -1,9 +1,10 @@
 """A fast decoder for envelopes of LiteLLM ``StandardLoggingPayload`` events, as columns.
 
 The reference path (``schemas.sources.litellm.parse``) validates a pydantic model and builds a ``CostRecord`` per
-event. This module decodes a whole envelope with msgspec into :class:`schemas.fast_native.NativeBatch` columns
-(what ``streams.agents.normalize_work.MessageWork`` sums), reading only the fields the reference reads and
-skipping the rest of each ~1-15 KB payload (checked as JSON, not decoded).
+event. This module decodes a whole envelope with msgspec (split into events by :mod:`schemas.fast_envelope`)
+into :class:`schemas.fast_native.NativeBatch` columns (what ``streams.agents.normalize_work.MessageWork`` sums),
+reading only the fields the reference reads and skipping the rest of each ~1-15 KB payload (checked as JSON, not
+decoded).
 
 What depends only on the fields that name the call's model and owner - ``model``, ``custom_llm_provider``,
 ``model_group``, ``end_user``, ``request_tags``, ``team_id``, ``status``, ``cache_hit`` and the key and tag fields
@@ -45,8 +46,8 @@ import msgspec
 import orjson
 
 from schemas.allocation import AllocationRules
-from schemas.events import MAX_FUTURE_SKEW
-from schemas.fast_native import Combo, NativeBatch
+from schemas.fast_envelope import EnvelopeReader
+from schemas.fast_native import Combo, NativeBatch, latest_time
 from schemas.json_screen import orjson_reads
 from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation
@@ -125,29 +126,12 @@ class _Event(msgspec.Struct, gc=False):
     metadata: _Meta | None | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    """``{"events": [...]}`` (other keys ignored, as the reference does, except the two that change its meaning)."""
-
-    events: list[_Event]
-    format: Any = msgspec.UNSET
-    resourceSpans: Any = msgspec.UNSET
-
-
-class _Top(msgspec.Struct, gc=False):
-    """A single event's keys that would make it something else (OTLP, an envelope)."""
-
-    events: msgspec.Raw = _ABSENT
-    resourceSpans: Any = msgspec.UNSET
-
-
 _TOP_FIELDS = attrgetter(*_TOP_KEYS)
 _META_FIELDS = attrgetter(*_META_KEYS)
-_LIST = msgspec.json.Decoder(list[_Event])
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
-_TOP = msgspec.json.Decoder(_Top)
-_ONE = msgspec.json.Decoder(_Event)
-_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
-_ENVELOPE_FORMATS = (msgspec.UNSET, None, "litellm")  # the envelope leaves each event's format to detection
+#: The message's events: an envelope naming no format leaves each event's format to detection; an event ignores
+#: unknown fields, so a lone object is checked for OTLP or an events array first. (orjson screens every message:
+#: decode_litellm.)
+_EVENTS = EnvelopeReader(_Event, (msgspec.UNSET, None, "litellm"), check_lone=True)
 
 
 class LiteLlmResolver:
@@ -194,29 +178,6 @@ class LiteLlmResolver:
                      failed=u.failed, cache_hit=u.cache_hit)
 
 
-def _events(raw: bytes, one: bool) -> list[_Event] | None:
-    try:
-        if one:
-            return [_ONE.decode(raw)]
-        head = raw.lstrip()[:1]
-        if head == b"[":
-            return _LIST.decode(raw)
-        if head != b"{":
-            return None
-        try:
-            env = _ENVELOPE.decode(raw)
-        except _ERRORS:
-            top = _TOP.decode(raw)
-            if top.resourceSpans is not msgspec.UNSET or bytes(top.events).lstrip()[:1] == b"[":
-                return None  # OTLP, or an envelope with an event not handled here
-            return [_ONE.decode(raw)]  # one event per message
-        if env.resourceSpans is not msgspec.UNSET or env.format not in _ENVELOPE_FORMATS:
-            return None
-        return env.events
-    except _ERRORS:
-        return None
-
-
 def _cache_split(u: _Usage | None) -> tuple[int, int]:
     """(cache read, cache write) tokens, as ``schemas.sources.litellm`` reads them (out of range: 0)."""
     if u is None:
@@ -234,13 +195,10 @@ def decode_litellm(raw: bytes, resolver: LiteLlmResolver, *, now: float, max_fut
                    one: bool = False) -> NativeBatch | None:
     """One ``usage.llm`` message of LiteLLM payloads as a :class:`NativeBatch`, or ``None`` if it is not handled
     here (see the module docstring). ``now`` is epoch seconds; ``one``: only a single event (an object)."""
-    events = _events(raw, one)
+    events = _EVENTS.events(raw, one)
     if not events or not orjson_reads(raw):
         return None
-    skew = MAX_FUTURE_SKEW.total_seconds()
-    if max_future_skew_s is not None:
-        skew = min(skew, max_future_skew_s)
-    latest = now + skew - 1.0  # within a second of the limit: let the reference decide
+    latest = latest_time(now, max_future_skew_s)  # within a second of the limit: the reference decides
     catalog, utc, fromts = resolver.catalog, timezone.utc, datetime.fromtimestamp
     out = NativeBatch()
     combos, tss, costs, priced, tokens = out.combos, out.ts, out.cost, out.priced, out.tokens

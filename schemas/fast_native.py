@@ -1,10 +1,11 @@
 """A fast decoder for envelopes of native events (``schemas.events.LlmUsageEvent``), as columns.
 
 The reference path (:class:`schemas.ingest.Normalizer`) builds a pydantic model and a ``CostRecord`` per
-event. This module decodes a whole envelope with msgspec into typed structs, checks each event against the
-same rules, and resolves what depends only on the event's (model, provider, tags) - allocation, tier,
-canonical model - once per distinct combination, *with the reference code itself*: the first event of a
-combination is parsed by ``schemas.sources.native.parse``, so allocation rules and tag handling cannot drift.
+event. This module decodes a whole envelope with msgspec into typed structs (split into events by
+:mod:`schemas.fast_envelope`, as the LiteLLM decoder's are), checks each event against the same rules, and
+resolves what depends only on the event's (model, provider, tags) - allocation, tier, canonical model - once
+per distinct combination, *with the reference code itself*: the first event of a combination is parsed by
+``schemas.sources.native.parse``, so allocation rules and tag handling cannot drift.
 
 It is deliberately narrow. :func:`decode_native` returns ``None`` - "not handled, use the reference path" -
 for anything it does not accept exactly as the reference would: an unknown field (another format, or a
@@ -39,11 +40,12 @@ import msgspec
 
 from schemas.allocation import AllocationRules
 from schemas.events import MAX_FUTURE_SKEW, UNKNOWN
+from schemas.fast_envelope import EnvelopeReader
 from schemas.json_screen import orjson_reads
 from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation, native
 
-__all__ = ["Combo", "NativeBatch", "Resolver", "decode_native"]
+__all__ = ["Combo", "NativeBatch", "Resolver", "decode_native", "latest_time"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # beyond: the reference (orjson reads > 2**64 - 1 as float)
 _Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # finite, non-negative (JSON has no NaN)
@@ -67,17 +69,10 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     tags: msgspec.Raw = msgspec.Raw(b"{}")  # decoded once per distinct value (Resolver.combo)
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    """``{"events": [...]}`` (other keys ignored, as the reference does, except the two that change its meaning)."""
-
-    events: list[_Event]
-    format: Any = msgspec.UNSET
-    resourceSpans: Any = msgspec.UNSET
-
-
-_LIST = msgspec.json.Decoder(list[_Event])
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
-_ONE = msgspec.json.Decoder(_Event)
+#: The message's events (an envelope naming no format or "native"). The envelope's other keys are the only
+#: content msgspec skipped (an event has no field it does not decode; tags are decoded whole by Resolver.combo),
+#: so only there may orjson disagree: an envelope orjson would not read is not handled here.
+_EVENTS = EnvelopeReader(_Event, (msgspec.UNSET, "native"), screen=orjson_reads)
 _TAGS = msgspec.json.Decoder(dict[str, str])  # a tag that is not text: the reference path
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 #: RFC 3339 as producers write it, years 2000-2099 (no range edge where pydantic and datetime could differ).
@@ -163,26 +158,13 @@ class NativeBatch:
     tokens: list[tuple[int, int, int, int]] = field(default_factory=list)  # input, output, cache read, cache write
 
 
-def _events(raw: bytes, one: bool = False) -> list[_Event] | None:
-    try:
-        if one:
-            return [_ONE.decode(raw)]
-        head = raw.lstrip()[:1]
-        if head == b"[":
-            return _LIST.decode(raw)
-        if head != b"{":
-            return None
-        try:
-            env = _ENVELOPE.decode(raw)
-        except _DECODE_ERRORS:
-            return [_ONE.decode(raw)]  # one event per message
-        if env.resourceSpans is not msgspec.UNSET or env.format not in (msgspec.UNSET, "native"):
-            return None  # OTLP, or an envelope naming another format: the reference path
-        # The envelope's other keys are the only content msgspec skipped (an event has no field it does not
-        # decode; tags are decoded whole by Resolver.combo), so only here may orjson disagree.
-        return env.events if orjson_reads(raw) else None
-    except _DECODE_ERRORS:
-        return None
+def latest_time(now: float, max_future_skew_s: float | None = None) -> float:
+    """The latest event time (epoch s) a fast decoder takes at ``now``: a second short of the future-skew limit
+    (``MAX_FUTURE_SKEW``, or the smaller ``max_future_skew_s``); nearer the limit the reference decides."""
+    skew = MAX_FUTURE_SKEW.total_seconds()
+    if max_future_skew_s is not None:
+        skew = min(skew, max_future_skew_s)
+    return now + skew - 1.0
 
 
 def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew_s: float | None = None,
@@ -190,13 +172,10 @@ def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew
     """One ``usage.llm`` message of native events as a :class:`NativeBatch`, or ``None`` if it is not
     handled here (see the module docstring). ``now`` is epoch seconds; ``one``: only a single event (an
     object), not an envelope."""
-    events = _events(raw, one)
+    events = _EVENTS.events(raw, one)
     if not events:
         return None  # an empty envelope too: the reference's (no records, no rejects) is cheap
-    skew = MAX_FUTURE_SKEW.total_seconds()
-    if max_future_skew_s is not None:
-        skew = min(skew, max_future_skew_s)
-    latest = now + skew - 1.0  # within a second of the limit: let the reference decide
+    latest = latest_time(now, max_future_skew_s)
     catalog, fromiso, match = resolver.catalog, datetime.fromisoformat, _TS.fullmatch
     out = NativeBatch()
     combos, tss, costs, priced, tokens = out.combos, out.ts, out.cost, out.priced, out.tokens
