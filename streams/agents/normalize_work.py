@@ -196,20 +196,13 @@ class MessageWork:
                 roll[1] += cost  # a roll-up's spend in event order, as the reference adds it
             if cost:
                 if seconds == MINUTE_S and slot[_KEYED] is k:
-                    for cell in slot[_SPEND]:
-                        cell[0] += cost
+                    spend_cells = slot[_SPEND]
                 else:  # buckets of another width, or the slot's key seen with another tier: budgets event by event
-                    minute = int(ts) // MINUTE_S * MINUTE_S
-                    for bid in k.budgets:
-                        cell = cells.get((bid, minute))
-                        if cell is None:
-                            cell = cells[(bid, minute)] = [0.0]
-                        cell[0] += cost
-            if seconds != MINUTE_S:  # requests per minute event by event (a minute bucket's are its slot's)
-                minute = int(ts) // MINUTE_S * MINUTE_S
-                if k.model is not None:
-                    per = counts.setdefault(k.model, {})
-                    per[minute] = per.get(minute, 0) + 1
+                    spend_cells = _budget_cells(cells, k.budgets, int(ts) // MINUTE_S * MINUTE_S)
+                for cell in spend_cells:
+                    cell[0] += cost
+            if seconds != MINUTE_S and k.model is not None:  # requests per minute event by event
+                _add_requests(counts, k.model, int(ts) // MINUTE_S * MINUTE_S, 1)  # (a minute bucket's: its slot's)
         return self._finish(b, slots, rolls, cells, counts, fmt)
 
     def _slot(self, k: _Keyed, bucket: int, ts: float, rolls: dict[tuple[str, int], list[Any]],
@@ -222,11 +215,7 @@ class MessageWork:
             roll[2].append(slot)
             slot[_ROLL].append(roll)
         if self.seconds == MINUTE_S:
-            for bid in k.budgets:
-                cell = cells.get((bid, bucket * MINUTE_S))
-                if cell is None:
-                    cell = cells[(bid, bucket * MINUTE_S)] = [0.0]
-                slot[_SPEND].append(cell)
+            slot[_SPEND] = _budget_cells(cells, k.budgets, bucket * MINUTE_S)
         return slot
 
     def _finish(self, b: NativeBatch, slots: dict[tuple[str, int], list[Any]],
@@ -249,9 +238,7 @@ class MessageWork:
                     by_key.setdefault(roll[3], []).append(p)
             unpriced += slot[_UNPRICED]
             if per_minute and k.model is not None:  # a bucket is a minute: its requests are the minute's
-                per = counts.setdefault(k.model, {})
-                minute = slot[_BUCKET] * MINUTE_S
-                per[minute] = per.get(minute, 0) + slot[_N]
+                _add_requests(counts, k.model, slot[_BUCKET] * MINUTE_S, slot[_N])
         spend: dict[str, dict[int, float]] = {}
         for (bid, minute), cell in cells.items():
             if cell[0]:
@@ -291,6 +278,24 @@ class MessageWork:
         p = _partial(roll[0], n, roll[1], i, o, cr, cw, failed, hits, unpriced)
         p["kids"] = kids
         return p
+
+
+def _budget_cells(cells: dict[tuple[str, int], list[float]], budgets: tuple[str, ...],
+                  minute: int) -> list[list[float]]:
+    """The spend cells of these budgets in this minute (epoch s), in budget order, new ones at 0.0."""
+    got = []
+    for bid in budgets:
+        cell = cells.get((bid, minute))
+        if cell is None:
+            cell = cells[(bid, minute)] = [0.0]
+        got.append(cell)
+    return got
+
+
+def _add_requests(counts: dict[str, dict[int, int]], model: str, minute: int, n: int) -> None:
+    """Count ``n`` requests of a served model in a minute (epoch s)."""
+    per = counts.setdefault(model, {})
+    per[minute] = per.get(minute, 0) + n
 
 
 def _partial(ts: float, n: int, cost: float, i: int, o: int, cr: int, cw: int, failed: int, hits: int,
