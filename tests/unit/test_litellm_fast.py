@@ -1,11 +1,12 @@
 """Differential: the LiteLLM fast path (``schemas.fast_litellm``) gives exactly the reference path's work.
 
 Each case runs one sequence of messages through ``reference_work`` (``LiteLlmPayload`` and one ``CostRecord`` per
-event) and through ``MessageWork`` (its own Normalizer and limiter), and compares everything normalize sends:
-partial sums per key, spend per budget, requests per model, the newest event time, the dead letters (reason,
-index, bytes), and afterwards the Normalizer's counters and the limiter's overflow counts. Floats are compared
-exactly. Inputs are the real LiteLLM 1.110.2 payloads of ``tests/fixtures/payloads/litellm_real`` (and the two
-hand-written ones), alone, in envelopes mixing them, and altered: lax types, odd shapes, huge values.
+event) and through ``MessageWork`` (its own Normalizer and limiter), and compares everything normalize sends
+(``tests.support.fast_paths.compare``): partial sums per key, spend per budget, requests per model, the newest
+event time, the dead letters (reason, index, bytes), and afterwards the Normalizer's counters and the limiter's
+overflow counts. Floats are compared exactly. Inputs are the real LiteLLM 1.110.2 payloads of
+``tests/fixtures/payloads/litellm_real`` (and the two hand-written ones), alone, in envelopes mixing them, and
+altered: lax types, odd shapes, huge values.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.workload import Workload
-from guardrails.budget_book import BudgetBook
 from schemas.allocation import AllocationRules
 from schemas.cardinality import CardinalityLimiter
 from schemas.ingest import Normalizer
-from streams.agents.normalize_work import MessageWork, Work, reference_work
+from streams.agents.normalize_work import MessageWork, reference_work
+from tests.support.fast_paths import BOOK, LEVELS, compare, view
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 REAL = {p.stem: orjson.loads(p.read_bytes()) for p in sorted((PAYLOADS / "litellm_real").glob("*.json"))}
@@ -35,36 +36,11 @@ HAND = {p.stem: orjson.loads(p.read_bytes()) for p in (PAYLOADS / "litellm.json"
                                                         PAYLOADS / "litellm_unpriced_cost.json")}
 ALL = {**REAL, **HAND}
 FAST_NAMES = sorted(ALL)  # every fixture, the failed calls and the cache hit with them
-BOOK = BudgetBook.load()
-LEVELS = (("team", "environment"), ("environment",))
 
 
 def dumps(doc: Any) -> bytes:
     """JSON bytes (the standard library's: orjson cannot write integers beyond 64 bits)."""
     return json.dumps(doc, ensure_ascii=False).encode()
-
-
-def view(w: Work) -> tuple[Any, ...]:
-    return (w.by_key, w.spend, w.gpu, w.requests, w.newest, w.records,
-            [(j.reason, j.index, j.raw) for j in w.rejects])
-
-
-def compare(messages: list[Any], *, seconds: int = 60, limits: dict[str, int] | None = None,
-            rules: AllocationRules | None = None) -> list[bool]:
-    """Assert both paths agree on every message; which messages the fast path took."""
-    base = Normalizer(rules=rules)
-    ref_n, fast_n = Normalizer(base.catalog, base.rules), Normalizer(base.catalog, base.rules)
-    ref_lim, fast_lim = CardinalityLimiter(limits), CardinalityLimiter(limits)
-    work = MessageWork(fast_n, BOOK, fast_lim, seconds, LEVELS)
-    took = []
-    for i, m in enumerate(messages):
-        ref = reference_work(ref_n, BOOK, ref_lim, seconds, LEVELS, "llm", m)
-        got = work.run("llm", m)
-        assert view(got) == view(ref), f"message {i}: {m!r:.300}"
-        took.append(got.fast)
-    assert +fast_n.stats == +ref_n.stats
-    assert +fast_lim.overflow == +ref_lim.overflow
-    return took
 
 
 def ev(name: str = "proxy_team_key", meta: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
@@ -188,7 +164,7 @@ def test_every_key_field_reaches_the_rules() -> None:
     docs += [ev(meta={"user_api_key_org_id": ..., "user_api_key_team_id": ..., "team_id": "m"}, team_id="top"),
              ev(meta={"user_api_key_org_id": ..., "user_api_key_team_id": ..., "team_id": ...}, team_id="top"),
              ev(meta={"user_api_key_alias": ...}, end_user=..., metadata={"user_api_key_end_user_id": "eu"})]
-    assert all(compare([dumps(docs), *(dumps(d) for d in docs)], rules=rules))
+    assert all(compare([dumps(docs), *(dumps(d) for d in docs)], normalizer=Normalizer(rules=rules)))
 
 
 def test_the_bench_workload_takes_the_fast_path_and_agrees() -> None:

@@ -1,10 +1,10 @@
 """Differential: the fast path (msgspec, per-key caches) gives exactly the reference path's work on the same input.
 
 Each case runs one sequence of messages through ``reference_work`` (pydantic models, one ``CostRecord`` per
-event) and through ``MessageWork`` (its own Normalizer and limiter), and compares everything normalize sends:
-partial sums per key, spend per budget, requests per model, the newest event time, the dead letters (reason,
-index, bytes), and afterwards the Normalizer's counters and the limiter's overflow counts. Floats are compared
-exactly: the fast path adds in the reference's order.
+event) and through ``MessageWork`` (its own Normalizer and limiter), and compares everything normalize sends
+(``tests.support.fast_paths.compare``): partial sums per key, spend per budget, requests per model, the newest
+event time, the dead letters (reason, index, bytes), and afterwards the Normalizer's counters and the limiter's
+overflow counts. Floats are compared exactly: the fast path adds in the reference's order.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from bench.workload import Workload
 from guardrails.budget_book import BudgetBook
 from schemas.cardinality import CardinalityLimiter
 from schemas.ingest import Normalizer
-from streams.agents.normalize_work import MessageWork, Work, reference_work
+from streams.agents.normalize_work import MessageWork, reference_work
+from tests.support.fast_paths import BOOK, LEVELS, compare
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
-BOOK = BudgetBook.load()
-LEVELS = (("team", "environment"), ("environment",))
 NOW = time.time()
 T = "2026-01-05T10:00:00Z"
 
@@ -34,30 +33,6 @@ T = "2026-01-05T10:00:00Z"
 def native(**kw: Any) -> dict[str, Any]:
     return {"timestamp": T, "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5,
             "tags": {"team": "ads", "feature": "chat"}, **kw}
-
-
-def view(w: Work) -> tuple[Any, ...]:
-    return (w.by_key, w.spend, w.gpu, w.requests, w.newest, w.records,
-            [(j.reason, j.index, j.raw) for j in w.rejects])
-
-
-def compare(messages: list[Any], *, seconds: int = 60, limits: dict[str, int] | None = None,
-            normalizer: Normalizer | None = None) -> list[bool]:
-    """Assert both paths agree on every message; which messages the fast path took."""
-    base = normalizer or Normalizer()
-    ref_n = Normalizer(base.catalog, base.rules, max_future_skew=base.max_future_skew)
-    fast_n = Normalizer(base.catalog, base.rules, max_future_skew=base.max_future_skew)
-    ref_lim, fast_lim = CardinalityLimiter(limits), CardinalityLimiter(limits)
-    work = MessageWork(fast_n, BOOK, fast_lim, seconds, LEVELS)
-    took = []
-    for i, m in enumerate(messages):
-        ref = reference_work(ref_n, BOOK, ref_lim, seconds, LEVELS, "llm", m)
-        got = work.run("llm", m)
-        assert view(got) == view(ref), f"message {i}: {m!r:.300}"
-        took.append(got.fast)
-    assert +fast_n.stats == +ref_n.stats
-    assert +fast_lim.overflow == +ref_lim.overflow
-    return took
 
 
 def test_benchmark_workload_takes_the_fast_path_and_agrees() -> None:
