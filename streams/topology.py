@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.transport import WorkerTransport
 from streams.settings import (ALERTS_TOPIC, ANOMALIES_TOPIC, BUCKETS_TOPIC, BUDGET_SPEND_TOPIC, COSTS_TOPIC,
                               DEADLETTER_TOPIC, DECISIONS_TOPIC, GPU_SAMPLES_TOPIC, MODEL_ACTIVITY_TOPIC,
                               OVERRUNS_TOPIC, USAGE_TOPICS, Settings)
@@ -47,6 +48,9 @@ app = faust.App(
     producer_max_batch_size=512 * 1024,
     producer_linger=0.005,
 )
+# changelog end offsets checked against a fetch (table recovery must read a changelog to its real end on every
+# broker, the embedded one included): set before any topic is declared, as declaring one builds the transport
+app.transport = WorkerTransport(app.conf.broker_consumer, app)
 
 
 def _internal(name: str) -> faust.TopicT:

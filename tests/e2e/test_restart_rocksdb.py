@@ -7,10 +7,10 @@ partition, and remember the changelog offset they are at (what lets a restart sk
 changelog). Worker 2, on the same data directory, gets a spike 5 buckets after the restart; a detector
 that re-entered warm-up (30 buckets) could not alert on it, so the alert proves the state was kept.
 
-The embedded (Tansu) broker answers ListOffsets(latest) with the last record batch's base offset + 1, not
-the last offset + 1, so a RocksDB table that applied a whole multi-record batch is "ahead" of the topic's
-end and Faust's recovery check refuses to start (ConsistencyError). Against the embedded broker the
-worker runs with Faust's ``RECOVERY_CONSISTENCY_CHECK=false`` (docs/operations.md).
+Faust's recovery consistency check stays on: the embedded (Tansu) broker answers ListOffsets(latest) with
+the last record batch's base offset + 1, which would make a RocksDB table that applied a whole batch look
+"ahead" of its changelog (ConsistencyError), but the worker checks changelog end offsets against a fetch
+(streams.end_offsets).
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ def rocksdb_contents(path: Path) -> dict[bytes, bytes]:
         db.close()
 
 
-def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("RECOVERY_CONSISTENCY_CHECK", "false")  # the embedded broker's end offsets
+def test_rocksdb_tables_are_on_disk_and_survive_restart(tmp_path) -> None:
     split = RestartDay.make()
     database_url = f"sqlite:///{tmp_path / 'rocks.db'}"
     settings = {"detector": "ew_zscore", "app_id": APP_ID, "table_store": "rocksdb://",

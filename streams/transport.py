@@ -1,0 +1,84 @@
+"""The worker's Kafka transport: Faust's aiokafka transport with two corrections a table's state needs.
+
+1. **Changelog ends checked** (:mod:`streams.end_offsets`): table recovery reads each changelog to the log
+   end a fetch reports, not to a short ListOffsets answer (the embedded broker's).
+2. **A partition nobody committed starts at its beginning.** After a rebalance Faust seeks each stream
+   partition to the group's committed offset, but aiokafka's ``seek_to_committed`` leaves the position where
+   it is when nothing was committed. A worker that takes over a partition its previous owner never
+   committed (``kill -9`` within the first commit interval) could then start wherever its fetcher stood (seen:
+   near the partition's end, every earlier message lost: ``tests/e2e/test_faults.py``), and Faust resumes the
+   stream partitions before it seeks, so messages read from there were applied first. The partitions are held
+   while the seek runs, and with ``consumer_auto_offset_reset = "earliest"`` (Faust's default) such a
+   partition is sought to its earliest offset; what was applied already is skipped downstream by origin
+   (:mod:`streams.state.applied`).
+
+Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.end_offsets import CheckedEnds, is_changelog
+
+log = logging.getLogger("burnguard")
+
+
+class WorkerConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with changelog ``highwaters`` checked and uncommitted partitions read from
+    their beginning."""
+
+    async def highwaters(self, *partitions: Any) -> Mapping[Any, int]:
+        reported = await super().highwaters(*partitions)
+        transport = self.transport
+        changelogs = {tp: end for tp, end in reported.items() if is_changelog(tp.topic)}
+        if not changelogs or not isinstance(transport, WorkerTransport):
+            return reported
+        return {**reported, **await transport.checked_ends.check(changelogs)}  # type: ignore[dict-item]
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to committed offsets, with the stream partitions held while it runs: Faust resumes them
+        just before, with the flow already running for recovery, and a message read from where a never-committed
+        partition's fetcher stood would be applied before the seek below moves it (its origin offset then makes
+        every earlier one look applied already: lost)."""
+        held = [tp for tp in self.assignment() if not is_changelog(tp.topic)]
+        self.pause_partitions(held)
+        try:
+            await super().perform_seek()
+        finally:
+            self.resume_partitions(held)
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        committed = await super().seek_to_committed()
+        if self.app.conf.consumer_auto_offset_reset != "earliest":
+            return committed
+        never = [tp for tp, offset in committed.items() if not offset and not is_changelog(tp.topic)]
+        if never:
+            earliest = await self.earliest_offsets(*never)
+            await self.seek_wait({tp: int(earliest.get(tp) or 0) for tp in never})
+            log.info("no committed offset: reading from the beginning of %s",
+                     ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in never)))
+        return committed
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        if isinstance(self.transport, WorkerTransport):
+            await self.transport.checked_ends.close()
+
+
+class WorkerTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`WorkerConsumer` as its consumer; the checking fetches use the
+    app's broker URLs and credentials."""
+
+    Consumer = WorkerConsumer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        conf = self.app.conf
+        bootstrap = ",".join(f"{u.host}:{u.port or self.default_port}" for u in self.url)
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+        self.checked_ends = CheckedEnds(bootstrap, auth)
