@@ -2,7 +2,7 @@
 
 ``metrics`` (one per process, like the app) is what agents call, one line per message or batch; the
 ``/metrics`` view (:mod:`streams.web`) sets the gauges that are read rather than counted (consumer lag,
-live keys and series, Slack outbox depth, readiness) and renders :attr:`Metrics.registry`. What each
+keys held per table, Slack outbox depth, readiness) and renders :attr:`Metrics.registry`. What each
 metric means: ``docs/operations.md``.
 
 Label values are bounded by the code, never taken from events: a dead letter's reason is reduced to
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -143,8 +143,10 @@ class Metrics:
                                               registry=r)
         self.live_keys = Gauge("burnguard_live_keys", "Allocation keys (and roll-ups) with state in open_buckets "
                                "on this worker", registry=r)
-        self.live_series = Gauge("burnguard_live_series", "Detector states (key x metric, and one contributors "
-                                 "record per roll-up key) in monitors on this worker", registry=r)
+        self.live_series = Gauge("burnguard_live_series", "Allocation keys (and roll-ups) with detector state "
+                                 "in monitors on this worker: one value per key holds all its series (up to one "
+                                 "per metric, a roll-up's children and siblings); a key not yet rewritten since "
+                                 "the layout before counts once per series", registry=r)
         self.table_keys = Gauge("burnguard_table_keys", "Keys held in each table's local store", ["table"],
                                 registry=r)
         self.outbox_rows = Gauge("burnguard_slack_outbox_rows", "Slack outbox rows by status (pending + sending "
@@ -189,6 +191,22 @@ class Metrics:
 
     def decision(self, action: str) -> None:
         self.decisions.labels(action).inc()
+
+    def table_sizes(self, open_buckets: Sized, monitors: Sized, tables: Mapping[str, Sized]) -> None:
+        """Set the size gauges (scrape time): ``live_keys`` and ``live_series`` count the values of
+        ``open_buckets`` and ``monitors`` (one per key: nothing is decoded), ``table_keys`` each table's.
+
+        >>> m = Metrics()
+        >>> m.table_sizes({"k": b""}, {"k": b"", "j": b""}, {"monitors": {"k": b"", "j": b""}})
+        >>> m.value("burnguard_live_keys"), m.value("burnguard_live_series")
+        (1.0, 2.0)
+        >>> m.value("burnguard_table_keys", table="monitors")
+        2.0
+        """
+        self.live_keys.set(len(open_buckets))
+        self.live_series.set(len(monitors))
+        for name, table in tables.items():
+            self.table_keys.labels(name).set(len(table))
 
     # -- read side -------------------------------------------------------------------------------
     def render(self) -> bytes:

@@ -82,10 +82,7 @@ class Scrape:
         now = time.monotonic()
         if now - self.sizes_at >= TABLE_SIZES_EVERY_SECONDS:
             self.sizes_at = now
-            metrics.live_keys.set(len(open_buckets))
-            metrics.live_series.set(len(monitors_raw))
-            for name, table in app.tables.items():
-                metrics.table_keys.labels(name).set(len(table))
+            metrics.table_sizes(open_buckets, monitors_raw, app.tables)
         await self._outbox()
 
     async def _consumer_lag(self) -> None:

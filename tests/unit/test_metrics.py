@@ -131,3 +131,30 @@ def test_docs_operations_describes_every_metric_and_its_alert_rules_use_real_one
     used = {n for r in rules["groups"][0]["rules"] for n in re.findall(r"burnguard_[a-z_]+", r["expr"])}
     exposed = {f"burnguard_{w}" for w in wire}
     assert used and used <= exposed and len(families) == len(wire)
+
+
+def test_live_series_counts_the_keys_with_detector_state_not_their_series() -> None:
+    from streams.agents.detect import Detect
+    from streams.scoring import BucketScorer
+    from streams.settings import Settings
+    from streams.state.codec import decode, encode
+    from streams.state.values import KeyMonitors, SeriesState, legacy_key
+    from tests.support import detect_scenario as sc
+
+    table: dict[str, bytes] = {}
+    msgs = sc.messages()[:30]  # ten minutes of two full keys and their team roll-up
+    sc.run(lambda t, send: Detect(t, BucketScorer(Settings(_env_file=None)), send), table, msgs)
+    keys = {m.key for m in msgs}
+    series = sum(len(decode(v).kinds()) for v in table.values())
+    assert len(keys) == 3 and series > 3 * len(keys)  # each key holds several series in its one value
+    # a key last written in the layout before: its one old value (one series) is one value of monitors
+    old = decode(table[sc.FULL]).get("spend")
+    table[legacy_key(sc.V1_KEY, "spend")] = encode(SeriesState(old.seq, old.at, old.monitor))
+    assert all(type(decode(table[k])) is KeyMonitors for k in keys)
+
+    m = Metrics()
+    m.table_sizes({k: b"" for k in keys}, table, {"monitors": table})
+    assert m.value("burnguard_live_series") == len(keys) + 1 == m.value("burnguard_table_keys", table="monitors")
+    assert m.value("burnguard_live_keys") == len(keys)
+    help_text = next(f for f in m.registry.collect() if f.name == "burnguard_live_series").documentation
+    assert "x metric" not in help_text and help_text.startswith("Allocation keys")
