@@ -1,14 +1,17 @@
 """``python -m bench.memory``: memory per live series and restart recovery of the ``monitors`` table.
 
-What a worker holds per live series is one ``monitors`` entry: the key (``allocation key#metric``)
-and its :class:`~streams.state.values.SeriesState` (the default detector's monitor, seasonal_z),
-encoded by :mod:`streams.state.codec`. The values here are real: 64 monitors trained on four days
-of one-minute points, each series taking one of them one minute further, so no two values are equal.
+What a worker holds is one ``monitors`` entry per allocation key: the key and its
+:class:`~streams.state.values.KeyMonitors`, all that key's series in one value encoded by
+:mod:`streams.state.codec`. Here each key holds ``len(METRICS)`` series (one
+:class:`~streams.state.values.SeriesState` per metric of :data:`~streams.state.values.METRICS`: the
+default detector's monitor, seasonal_z), so ``n`` series are ``n / len(METRICS)`` keys and the figures
+stay per series (and give the keys too). The series are real: 64 monitors trained on four days of
+one-minute points, each series taking one of them one minute further, so no two values are equal.
 
 1. **Store** (a fresh process per store and size, so RSS is its own): faust's own table store
    (``memory://``: a dict; ``rocksdb://``: rocksdict, faust's default options) filled through
    ``Store.apply_changelog_batch``, the call table recovery makes; RSS growth ÷ series after the fill,
-   and for RocksDB again after every key was read once (a detection minute touches every series, and
+   and for RocksDB again after every key was read once (a detection minute touches every key, and
    the block cache keeps what was read).
 2. **Worker** (the embedded broker and a real ``burnguard worker``): the ``monitors`` changelog filled
    with encoded values, then the time from starting the worker to ``GET /ready`` = 200 (partitions
@@ -24,7 +27,6 @@ import argparse
 import gc
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -42,14 +44,13 @@ from bench.report import Row, met
 from detectors.monitor import SeriesMonitor
 from detectors.registry import make_detector
 from streams.state.codec import encode
-from streams.state.values import SeriesState
+from streams.state.values import METRICS, KeyMonitors, SeriesState
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 PROTOTYPES = 64
 TRAIN_MINUTES = 4 * 1440
 BATCH = 10_000
 PARTITIONS = 4
-METRICS = ("spend", "cost_per_inference", "tokens_per_request", "cost_per_1k_tokens")
 TARGET_KB, TARGET_RECOVERY_S = 2.0, 60.0
 #: The latest full run's figures (written by ``python -m bench.memory``; ``--save`` elsewhere for trial runs).
 LATEST = Path(__file__).resolve().parent / "results" / "memory-latest.json"
@@ -70,8 +71,25 @@ def _point(rng: random.Random, level: float, minute: int) -> float:
     return max(0.0, level * (1 + 0.3 * day + 0.08 * rng.gauss(0, 1)))
 
 
-class SeriesValues:
-    """Encoded SeriesState values of distinct live series, and their keys, ``n`` at a time."""
+def keys_of(series: int) -> int:
+    """The allocation keys holding ``series`` series (each holds one per metric).
+
+    >>> keys_of(1_000_000) * len(METRICS) == 1_000_000
+    True
+    >>> keys_of(10)
+    Traceback (most recent call last):
+    ...
+    ValueError: 10 series are not a whole number of keys of 8 series
+    """
+    keys, rest = divmod(series, len(METRICS))
+    if rest or series <= 0:
+        raise ValueError(f"{series} series are not a whole number of keys of {len(METRICS)} series")
+    return keys
+
+
+class KeyValues:
+    """Encoded :class:`KeyMonitors` values of distinct allocation keys (each with one series per metric),
+    and their keys, ``n`` keys at a time."""
 
     def __init__(self, seed: int = 13) -> None:
         self.rng = random.Random(seed)
@@ -81,22 +99,28 @@ class SeriesValues:
             for minute in range(TRAIN_MINUTES):
                 m.observe(T0 + timedelta(minutes=minute), _point(self.rng, level, minute))
         self.minute = [TRAIN_MINUTES] * PROTOTYPES
-        self.count = 0
+        self.series = 0  # series taken so far (the next one takes prototype series % PROTOTYPES)
+        self.keys = 0
 
     def key(self, i: int) -> str:
-        return (f"team=t{i % 997:03d}|feature=f{i % 89:02d}|customer=c{i // 4:07d}|model=m{i % 31:02d}"
-                f"|environment=production#{METRICS[i % len(METRICS)]}")
+        return (f"team=t{i % 997:03d}|feature=f{i % 89:02d}|customer=c{i:07d}|model=m{i % 31:02d}"
+                f"|environment=production")
 
     def take(self, n: int) -> list[tuple[bytes, bytes]]:
+        """The next ``n`` keys and their values (``n * len(METRICS)`` series)."""
         out = []
         for _ in range(n):
-            i, p = self.count, self.count % PROTOTYPES
-            m, minute = self.monitors[p], self.minute[p]
-            at = T0 + timedelta(minutes=minute)
-            m.observe(at, _point(self.rng, self.levels[p], minute))
-            self.minute[p] = minute + 1
-            out.append((self.key(i).encode(), encode(SeriesState(seq=minute, at=at.timestamp(), monitor=m))))
-            self.count += 1
+            value = KeyMonitors()
+            for metric in METRICS:  # consecutive prototypes (len(METRICS) <= PROTOTYPES): distinct monitors
+                p = self.series % PROTOTYPES
+                m, minute = self.monitors[p], self.minute[p]
+                at = T0 + timedelta(minutes=minute)
+                m.observe(at, _point(self.rng, self.levels[p], minute))
+                self.minute[p] = minute + 1
+                value.set(metric, SeriesState(seq=minute, at=at.timestamp(), monitor=m))
+                self.series += 1
+            out.append((self.key(self.keys).encode(), encode(value)))  # encoded before its prototypes move on
+            self.keys += 1
         return out
 
 
@@ -135,16 +159,17 @@ def _store(url: str, datadir: str) -> Any:
 
 
 def measure_store(url: str, n: int) -> dict[str, Any]:
-    """(In a fresh process.) Fill faust's ``url`` store with ``n`` series as recovery does; RSS growth."""
-    values = SeriesValues()
+    """(In a fresh process.) Fill faust's ``url`` store with ``n`` series (``n / len(METRICS)`` keys) as
+    recovery does; RSS growth."""
+    keys, values = keys_of(n), KeyValues()
     tps = [_TP("bench-memory-monitors-changelog", p) for p in range(PARTITIONS)]
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as datadir:
         store = _store(url, datadir)
         gc.collect()
         rss0, encoded, apply_s, offsets = rss_bytes(), 0, 0.0, [0] * PARTITIONS
-        for start in range(0, n, BATCH):
+        for start in range(0, keys, BATCH):
             batch = []
-            for key, value in values.take(min(BATCH, n - start)):
+            for key, value in values.take(min(BATCH, keys - start)):
                 p = hash(key) % PARTITIONS
                 batch.append(_Event(key, value, _Message(key, value, p, offsets[p], tps[p])))
                 offsets[p] += 1
@@ -154,11 +179,12 @@ def measure_store(url: str, n: int) -> dict[str, Any]:
             apply_s += time.perf_counter() - t
             del batch
         gc.collect()
-        out: dict[str, Any] = {"store": url, "series": n, "encoded_bytes": encoded / n, "apply_s": apply_s,
+        out: dict[str, Any] = {"store": url, "series": n, "keys": keys, "encoded_bytes": encoded / n,
+                               "encoded_bytes_per_key": encoded / keys, "apply_s": apply_s,
                                "rss_growth": rss_bytes() - rss0}
-        if url.startswith("rocksdb"):
+        if url.startswith("rocksdb"):  # found: keys
             t, found = time.perf_counter(), 0
-            for i in range(n):
+            for i in range(keys):
                 found += store[values.key(i).encode()] is not None
             out["read_all_s"], out["found"] = time.perf_counter() - t, found
             out["rss_growth_after_reads"] = rss_bytes() - rss0
@@ -179,8 +205,9 @@ def store_figure(url: str, n: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- 2. a real worker
 
 def fill_changelog(bootstrap: str, topic: str, n: int) -> float:
-    """Publish ``n`` series' encoded values to ``topic`` as a worker's table writes them (key: the JSON
-    string, Faust's table key serializer; value: the codec bytes; default partitioner); seconds taken."""
+    """Publish ``n`` series (``n / len(METRICS)`` keys' encoded values) to ``topic`` as a worker's table writes
+    them (key: the JSON string, Faust's table key serializer; value: the codec bytes; default partitioner);
+    seconds taken."""
     import asyncio
 
     from aiokafka import AIOKafkaProducer
@@ -190,9 +217,9 @@ def fill_changelog(bootstrap: str, topic: str, n: int) -> float:
                                     max_request_size=8 << 20, acks=1)
         await producer.start()
         try:
-            values = SeriesValues()
-            for start in range(0, n, BATCH):
-                for key, value in values.take(min(BATCH, n - start)):
+            keys, values = keys_of(n), KeyValues()
+            for start in range(0, keys, BATCH):
+                for key, value in values.take(min(BATCH, keys - start)):
                     await producer.send(topic, key=json.dumps(key.decode()).encode(), value=value)
             await producer.flush()
         finally:
@@ -224,9 +251,6 @@ def start_until_ready(work: Path, broker_url: str, name: str, app_id: str, store
     """Start a worker, time it to ``/ready``, read its RSS, stop it; (seconds, RSS bytes)."""
     from streams.harness.worker_process import WorkerProcess
 
-    # the embedded broker's end offset is the last record batch's base offset + 1: a RocksDB table that
-    # applied a whole batch looks ahead of its changelog to Faust's check (docs/operations.md)
-    os.environ["RECOVERY_CONSISTENCY_CHECK"] = "false"
     worker = WorkerProcess(broker_url, f"sqlite:///{work / 'bench.db'}", work / f"{name}.log", app_id=app_id,
                            table_store=store, data_dir=str(work / f"data-{app_id}"))
     with worker:
@@ -252,8 +276,8 @@ def worker_figures(n: int, stores: list[str], timeout: float) -> list[dict[str, 
             create_topics(broker.bootstrap, [topic], partitions=PARTITIONS)
             fill_s = fill_changelog(broker.bootstrap, topic, n)
             ready_s, rss = start_until_ready(work, broker.url, f"{scheme}-full", app_id, store, timeout)
-            row = {"store": store, "series": n, "fill_s": fill_s, "empty_ready_s": empty_s, "ready_s": ready_s,
-                   "rss_growth": rss - empty_rss, "rss": rss}
+            row = {"store": store, "series": n, "keys": keys_of(n), "fill_s": fill_s, "empty_ready_s": empty_s,
+                   "ready_s": ready_s, "rss_growth": rss - empty_rss, "rss": rss}
             if scheme == "rocksdb":  # the same data directory: a restart reads only what is new
                 row["restart_ready_s"], _ = start_until_ready(work, broker.url, f"{scheme}-restart", app_id,
                                                               store, timeout)
@@ -268,17 +292,23 @@ def _kb(b: float) -> str:
     return f"{b / 1024:.2f} KB"
 
 
+def _in_keys(r: dict[str, Any]) -> str:
+    """`` in K keys`` (figures kept before the one-value-per-key layout have no keys)."""
+    return f" in {r['keys']:,} keys" if "keys" in r else ""
+
+
 def table(store_rows: list[dict[str, Any]], worker_rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     rows = []
     for r in store_rows:
         per = r["rss_growth"] / r["series"]
-        rows.append((f"RSS/series, {r['store']} store, {r['series']:,} series (encoded {r['encoded_bytes']:.0f} B)",
-                     f"<= {TARGET_KB:.0f} KB", _kb(per)))
+        rows.append((f"RSS/series, {r['store']} store, {r['series']:,} series{_in_keys(r)} "
+                     f"(encoded {r['encoded_bytes']:.0f} B/series)", f"<= {TARGET_KB:.0f} KB", _kb(per)))
         if "rss_growth_after_reads" in r:
             rows.append((f"  ... after reading every key once (disk {r['disk_bytes'] / 1e6:.0f} MB)",
                          f"<= {TARGET_KB:.0f} KB", _kb(r["rss_growth_after_reads"] / r["series"])))
     for r in worker_rows:
-        rows.append((f"worker start -> /ready, {r['store']}, {r['series']:,} series in the changelog",
+        rows.append((f"worker start -> /ready, {r['store']}, {r['series']:,} series{_in_keys(r)} "
+                     "in the changelog",
                      f"<= {TARGET_RECOVERY_S:.0f} s", f"{r['ready_s']:.1f} s (empty: {r['empty_ready_s']:.1f} s)"))
         rows.append((f"worker RSS/series after recovery, {r['store']}", f"<= {TARGET_KB:.0f} KB",
                      _kb(r["rss_growth"] / r["series"])))
@@ -330,6 +360,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="longest wait for a worker's /ready")
     ap.add_argument("--save", type=Path, default=LATEST, help="where to keep the figures (JSON)")
     args = ap.parse_args(argv)
+    sizes = [args.n] if args.cmd == "store" else [*args.series, *([args.worker_series] if args.worker_series else [])]
+    for n in sizes:
+        try:
+            keys_of(n)
+        except ValueError as err:
+            ap.error(str(err))
     if args.cmd == "store":
         print(json.dumps(measure_store(args.url, args.n)))
         return
