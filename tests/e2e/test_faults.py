@@ -12,7 +12,9 @@ budget (``{team: research, tier: sandbox}``) that also sees production-tier spen
   events keep arriving, and ``SIGCONT`` it.
 - C: one worker; the broker process is paused (``SIGSTOP``) for 20 s while events are published.
 
-Afterwards, against the test's own sums: per full allocation key the deduplicated buckets (on time
+Each stream starts with a lead-in: the first round (one minute of every producer's clock) is published and
+on the costs topic before the rest, so every shared key knows its producers before any minute can close
+(:func:`lead_in`). Afterwards, against the test's own sums: per full allocation key the deduplicated buckets (on time
 and late) hold exactly the published events and spend; ``burnguard budgets --json`` shows each
 budget's period-to-date spend equal to the published spend in its scope (tier included); no bucket
 is late (every producer sends its minutes in order, and no fault may idle a clock whose records are
@@ -46,7 +48,7 @@ from sinks.migrations import upgrade
 from streams.embedded_broker import EmbeddedBroker, create_topics
 from streams.harness.topic_reader import TopicReader
 from streams.harness.worker_process import WorkerProcess, wait_for_alerts
-from streams.settings import ALL_TOPICS, BUCKETS_TOPIC
+from streams.settings import ALL_TOPICS, BUCKETS_TOPIC, COSTS_TOPIC
 from tests.support.detector_state import Save, count_drops, observation_counts
 from tests.support.fault_traffic import (IDLE_FLUSH_S, LATE_ONLY_KEYS, LATE_PRODUCER, PARTITIONS, SANDBOX,
                                          Traffic, budgets_yaml, expected_by_budget, expected_by_key, generate,
@@ -113,6 +115,50 @@ class BucketLog:
 
     def close(self) -> None:
         self.reader.close()
+
+
+class CostsCount:
+    """Leaf records per producer on the ``costs`` topic (the clock a costs message carries names its producer)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.reader = TopicReader(bootstrap, COSTS_TOPIC)
+        self.records: dict[str, int] = defaultdict(int)
+
+    def poll(self) -> dict[str, int]:
+        for value in self.reader.poll(timeout_ms=200):
+            doc = json.loads(value)
+            if not isinstance(doc, dict) or "keys" not in doc:
+                continue  # a punctuation
+            producer = str(doc["clk"][0]).split(":", 1)[1]
+            for key, partials in doc["keys"].items():
+                if "*" not in key:  # roll-ups repeat their leaves' records
+                    self.records[producer] += sum(int(p.get("n", 1)) for p in partials)
+        return dict(self.records)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def lead_in(traffic: Traffic, bootstrap: str, alive: Callable[[], None]) -> None:
+    """Publish the first round (one minute of each producer's clock: nothing can close on it) and wait until
+    every one of its records is on the ``costs`` topic, before the stream runs. A key fed by several producers
+    learns their clocks from their records: if one producer's minutes reached it before another's first record
+    did, the key closed them on the first clock alone and the other's records for them were late, by design
+    (a key cannot wait for a producer it has never heard of). Started together, that is a race of the first
+    messages, not a fault; led in, every shared key knows its producers before any minute can close, so a late
+    bucket afterwards is the faults' doing. The producers keep sending keep-alives meanwhile (never idle)."""
+    want: dict[str, int] = defaultdict(int)
+    for producer, _ in traffic.rounds[0]:
+        want[producer] += 1
+    counts = CostsCount(bootstrap)
+    try:
+        traffic.start()
+        traffic.release(1)
+        until("the first round to reach the costs topic", lambda: all(
+            counts.poll().get(p, 0) >= n for p, n in want.items()), 60, alive,
+            detail=lambda: f"(records on costs by producer: {counts.records}, published: {dict(want)})")
+    finally:
+        counts.close()
 
 
 def assignment(log: Path, topic: str = "usage.llm") -> tuple[int, set[int]]:
@@ -191,7 +237,7 @@ def worker(broker: EmbeddedBroker, database_url: str, log: Path, **settings: str
 
 
 def check_everything(tmp_path: Path, events: list[dict[str, Any]], log: BucketLog, workers: list[WorkerProcess],
-                     database_url: str, budgets: Path, bootstrap: str, late_ok: bool = False) -> None:
+                     database_url: str, budgets: Path, bootstrap: str) -> None:
     def alive() -> None:
         for w in workers:
             if w.process is not None:
@@ -221,12 +267,7 @@ def check_everything(tmp_path: Path, events: list[dict[str, Any]], log: BucketLo
     late = {k: v[2] for k, v in got.items() if v[2]}
     assert not {k: n for k, n in late.items() if k in LATE_ONLY_KEYS}, \
         f"the lagging producer's own keys got late buckets (closed on another producer's clock?): {late}"
-    # OPEN DEFECT (issue 8): after kill -9 + rebalance + SIGSTOP, keys shared by producers on two partitions
-    # (search/answers/acme, its roll-ups, sometimes the org roll-up) can still get late buckets (4 of 6 loop
-    # runs at 2d0bf5b; 1 of 7 kill runs once recovery read changelogs to their end and uncommitted partitions
-    # were read from their beginning: org roll-up 64, answers 2). Late buckets still count in spend (checked
-    # to the cent above and below).
-    assert late_ok or not late, f"late buckets (records flushed while still waiting?): {late}"
+    assert not late, f"late buckets (records flushed while still waiting?): {late}"
 
     # budgets: burnguard budgets shows each budget's spend equal to the published spend in its scope
     rows = cli_budgets({"BURNGUARD_DATABASE_URL": database_url, "BURNGUARD_BUDGETS": str(budgets)}, tmp_path)
@@ -327,7 +368,7 @@ def test_kill_rebalance_and_stall_lose_and_double_nothing(tmp_path: Path) -> Non
                         w.check_alive()
 
             until("both workers to join the group", lambda: all(assigned(w) for w in workers), 90, alive)
-            traffic.start()
+            lead_in(traffic, broker.bootstrap, alive)
             traffic.release(80)
             # A: kill -9 a worker while it is emitting buckets (the topic has advanced), traffic still flowing
             until("the buckets topic to advance", lambda: log.poll() >= 0 and len(log.batches) >= 30, 60, alive)
@@ -361,8 +402,7 @@ def test_kill_rebalance_and_stall_lose_and_double_nothing(tmp_path: Path) -> Non
             check_detectors_recovered(observation_counts(broker.bootstrap, env["app_id"]), at_kill, victim_parts,
                                       recovery_highwaters([w.log_path for w in workers],
                                                           f"{env['app_id']}-monitors-changelog"))
-            check_everything(tmp_path, traffic.published, log, workers, database_url, budgets, broker.bootstrap,
-                             late_ok=True)
+            check_everything(tmp_path, traffic.published, log, workers, database_url, budgets, broker.bootstrap)
         finally:
             log.close()
             for w in workers:
@@ -380,7 +420,7 @@ def test_broker_pause_loses_nothing(tmp_path: Path, database_url: str) -> None:
         traffic = Traffic(broker.bootstrap, plan)
         try:
             until("the worker to join", lambda: assigned(one), 90, one.check_alive)
-            traffic.start()
+            lead_in(traffic, broker.bootstrap, one.check_alive)
             traffic.release(60)
             until("the buckets topic to advance", lambda: log.poll() >= 0 and len(log.batches) >= 30, 60,
                   one.check_alive)
