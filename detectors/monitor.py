@@ -11,6 +11,13 @@ and re-open it a minute later). Anomalous values are kept out of the baseline, u
 they persist for ``adopt_after`` buckets (a level shift becomes the new normal) or the
 detector is ``robust`` (it bounds the influence of one value itself and learns everything).
 
+*Early firing* (:meth:`SeriesMonitor.peek`): the value of a bucket still open, for a metric that only grows
+while its bucket fills (spend), is scored without learning; if it already opens an incident at once (the
+instant rule), so will the closed bucket, which is at least as large: the incident opens now, dated to that
+bucket. Nothing else changes, so the closed buckets are fed to :meth:`observe` as usual: one before it neither
+resolves the incident nor counts as quiet, and the early bucket itself, closed, confirms the incident (no second
+transition) or, below the threshold after all, resolves it at once.
+
 >>> from datetime import datetime, timedelta, timezone
 >>> t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
 >>> m = SeriesMonitor()
@@ -78,6 +85,41 @@ class SeriesMonitor:
     def firing(self) -> bool:
         return self.started_at is not None
 
+    def peek(self, t: datetime, x: float) -> Incident | None:
+        """Score ``x``, the value so far of the still open bucket at ``t`` of a metric that only grows as its
+        bucket fills, without learning: if it is anomalous at the instant level (``instant_factor`` times rarer
+        than the threshold, and material) and no incident is open, open one dated ``t`` and return it (firing);
+        else ``None`` and nothing changes. A repeat (a larger value so far, or the same one again) returns
+        ``None``: the incident is open.
+
+        >>> from datetime import datetime, timedelta, timezone
+        >>> t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+        >>> m = SeriesMonitor()
+        >>> for i in range(200):
+        ...     _ = m.observe(t0 + timedelta(minutes=i), 1.0 + 0.02 * (i % 5))
+        >>> t = t0 + timedelta(minutes=201)       # minute 200 still open too: 201 is scored against minute 199
+        >>> m.peek(t, 1.1), m.firing               # so far within the expected range: nothing
+        (None, False)
+        >>> m.peek(t, 10.0).status, m.started_at == t, m.peek(t, 12.0)
+        ('firing', True, None)
+        >>> m.observe(t - timedelta(minutes=1), 1.02), m.firing   # minute 200 closes: neither quiet nor resolved
+        (None, True)
+        >>> m.observe(t, 14.0), m.firing          # the early minute closes above: confirmed, no second transition
+        (None, True)
+        """
+        if self.started_at is not None or not math.isfinite(x) or abs(x) > 1e15:
+            return None
+        at = getattr(self.detector, "expected_at", None)
+        expected = at(t) if at is not None else self.detector.expected()
+        score = self.detector.score_one(x, t)
+        floor = max(expected.baseline, 0.0)
+        material = self.two_sided or (x > floor and x >= floor * self.min_ratio)
+        if not (material and score >= self.threshold
+                and 1.0 - score <= (1.0 - self.threshold) / self.instant_factor):
+            return None
+        self.started_at, self.peak, self.quiet = t, score, 0
+        return Incident("firing", t, t, score, x, expected, score)
+
     def observe(self, t: datetime, x: float) -> Incident | None:
         if not math.isfinite(x) or abs(x) > 1e15:  # beyond any real metric: squares would overflow
             return None  # a NaN/inf bucket would poison the baseline; it carries no information
@@ -114,6 +156,12 @@ class SeriesMonitor:
                 return Incident("firing", started, t, score, x, expected, score)
             self.peak = max(self.peak, score)
             return None
+        if self.started_at is not None and t <= self.started_at:  # an incident opened early (peek), unconfirmed
+            if t < self.started_at:
+                return None  # a bucket before the early one: not a quiet bucket of this incident
+            started, peak = self.started_at, self.peak  # the early bucket closed below the threshold after all
+            self.started_at, self.peak, self.quiet = None, 0.0, 0
+            return Incident("resolved", started, t, score, x, expected, peak)
         if self.started_at is not None:
             # (never below half the threshold: a low threshold times the factor would reach 0)
             resolve_level = max(1.0 - (1.0 - self.threshold) * getattr(self, "resolve_factor", 1.0),
