@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.events import UtcDatetime
 
@@ -100,9 +100,56 @@ class BucketBatch(BaseModel):
     forget: bool = False  # the key expired (no records for key_ttl_seconds): its detector state can go too
 
 
+#: The ``seq`` of a :class:`PartialBatch`: the aggregate agent numbers closed batches from 1, so none is ever 0.
+PARTIAL_SEQ = 0
+
+
+class _Message(BucketBatch):
+    """Either kind of ``buckets`` message, read in one pass (:func:`load_message`)."""
+
+    partial: Bucket | None = None
+
+
+class PartialBatch(BaseModel):
+    """A ``buckets`` topic message with one key's *open* bucket so far (early firing: what detect may score
+    before the bucket closes), on the same partition as that key's closed batches, so in order with them.
+
+    To a reader of closed batches (:func:`load_batch`) it is an empty batch under ``seq`` 0, a number no closed
+    batch has and the same for every partial of a key: it adds no bucket and no spend, and deduplicating
+    batches by ``(key, seq)`` keeps it apart from them. :func:`load_message` tells the two apart by
+    the ``partial`` field.
+
+    >>> from datetime import datetime, timezone
+    >>> b = Bucket(key="team=a", start=datetime(2026, 11, 20, 9, tzinfo=timezone.utc), seconds=60, spend_usd=9.0)
+    >>> value = dump_partial("team=a", b)
+    >>> load_batch(value).seq, load_batch(value).buckets
+    (0, [])
+    >>> msg = load_message(value)
+    >>> type(msg).__name__, msg.partial.spend_usd, isinstance(load_message(dump_batch("team=a", 3, [b])), BucketBatch)
+    ('PartialBatch', 9.0, True)
+    """
+
+    key: str
+    seq: int = Field(PARTIAL_SEQ, ge=PARTIAL_SEQ, le=PARTIAL_SEQ)
+    buckets: list[Bucket] = Field(default_factory=list, max_length=0)
+    partial: Bucket  # the open bucket's sums so far (its spend only grows until it closes)
+
+
 def dump_batch(key: str, seq: int, buckets: list[Bucket], forget: bool = False) -> bytes:
     return BucketBatch(key=key, seq=seq, buckets=buckets, forget=forget).model_dump_json().encode()
 
 
+def dump_partial(key: str, bucket: Bucket) -> bytes:
+    return PartialBatch(key=key, partial=bucket).model_dump_json().encode()
+
+
 def load_batch(value: bytes) -> BucketBatch:
     return BucketBatch.model_validate_json(value)
+
+
+def load_message(value: bytes) -> BucketBatch | PartialBatch:
+    """A ``buckets`` message: a closed batch, or (with a ``partial`` bucket) a partial; ``ValueError`` for neither."""
+    msg = _Message.model_validate_json(value)
+    if msg.partial is None:
+        return msg
+    return PartialBatch(key=msg.key, seq=msg.seq, buckets=msg.buckets, partial=msg.partial)

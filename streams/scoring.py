@@ -21,6 +21,14 @@ its own monitor's warm-up.
 [('spend', 50, 'firing'), ('cost_per_inference', 50, 'firing')]
 >>> scorer.score(b, 59, state.get, state.__setitem__)  # the same batch again: already learnt
 []
+
+*Early firing* (``early_firing``): :meth:`BucketScorer.score_partial` scores a key's open bucket as it stands
+(a :class:`~schemas.bucket.PartialBatch`) on the metrics that only grow while a bucket fills (:data:`EARLY_METRICS`:
+spend; credits are kept apart as ``credit_usd``), without learning (:meth:`SeriesMonitor.peek`). An incident it
+opens is dated to that bucket and kept in the series' monitor; the bucket, closed, is scored by :meth:`score` as
+usual and confirms it (no second alert: the same fingerprint) or resolves it. A partial of a bucket the series has
+already scored closed, of a series with an incident open, or of a new series changes nothing, so a redelivered
+partial sends nothing new.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Any
 
 from detectors.child_baselines import ChildBaselines
 from detectors.incidents.grouping import with_child
-from detectors.monitor import SeriesMonitor
+from detectors.monitor import Incident, SeriesMonitor
 from detectors.registry import make_detector
 from detectors.sibling_prior import NewChildSpend, SiblingPrior
 from schemas.alert import Alert, Contributor
@@ -42,6 +50,8 @@ __all__ = ["BucketScorer", "SiblingsState", "prior_alert"]
 #: Children a sibling prior tracks per roll-up (as many as the root-cause baselines keep).
 PRIOR_MAX_CHILDREN = 200
 ROLLED_UP = "*"
+#: Metrics whose value only grows while a bucket fills: a partial bucket scored on them is a lower bound.
+EARLY_METRICS: tuple[str, ...] = ("spend",)
 
 
 def prior_alert(bucket: Bucket, e: NewChildSpend) -> Alert:
@@ -51,6 +61,17 @@ def prior_alert(bucket: Bucket, e: NewChildSpend) -> Alert:
                  expected_high=e.high, window_start=bucket.start, window_end=bucket.end, started_at=e.started_at,
                  status=e.status,  # type: ignore[arg-type]
                  severity="critical" if e.score >= 0.999999 else "warning")
+
+
+def _alert(bucket: Bucket, metric: str, monitor: SeriesMonitor, incident: Incident) -> Alert:
+    """A monitor's transition on ``bucket`` as an alert (fingerprinted by series, metric and incident start)."""
+    return Alert(
+        series_key=bucket.key, metric=metric, detector=monitor.detector.name,
+        score=incident.peak_score, observed=incident.observed, baseline=incident.expected.baseline,
+        expected_low=incident.expected.low, expected_high=incident.expected.high,
+        window_start=bucket.start, window_end=bucket.end, started_at=incident.started_at,
+        status=incident.status,  # type: ignore[arg-type]
+        severity="critical" if incident.peak_score >= 0.999999 else "warning")
 
 
 def _pinned(key: str) -> int:
@@ -90,17 +111,41 @@ class BucketScorer:
             monitor = state.monitor if state is not None else self.new_monitor()
             incident = monitor.observe(bucket.start, value)
             save(series, SeriesState(seq, at, monitor))
-            if incident is None:
-                continue
-            alerts.append(Alert(
-                series_key=bucket.key, metric=metric, detector=monitor.detector.name,
-                score=incident.peak_score, observed=incident.observed, baseline=incident.expected.baseline,
-                expected_low=incident.expected.low, expected_high=incident.expected.high,
-                window_start=bucket.start, window_end=bucket.end, started_at=incident.started_at,
-                status=incident.status,  # type: ignore[arg-type]
-                severity="critical" if incident.peak_score >= 0.999999 else "warning"))
+            if incident is not None:
+                alerts.append(_alert(bucket, metric, monitor, incident))
         if bucket.children:
             self._root_cause(bucket, seq, alerts, load, save)
+        return alerts
+
+    def score_partial(self, bucket: Bucket, load: Callable[[str], Any], save: Callable[[str, Any], None]
+                      ) -> list[Alert]:
+        """Score the open ``bucket`` as it stands on :data:`EARLY_METRICS`, learning nothing: the incidents it
+        opens at once, as firing alerts (a roll-up's naming its top children against their baselines). A series
+        saved keeps its ``(seq, at)``: the closed bucket is scored as if no partial had come."""
+        if not self.settings.early_firing or bucket.late:
+            return []
+        alerts: list[Alert] = []
+        at = bucket.start.timestamp()
+        for metric in EARLY_METRICS:
+            if metric not in self.settings.metrics:
+                continue
+            value = bucket.metric(metric, self.settings.min_requests_per_bucket)
+            series = f"{bucket.key}#{metric}"
+            state: SeriesState | None = load(series) if value is not None else None
+            if state is None or state.at >= at:
+                continue  # no baseline yet, or this bucket has closed and been scored already
+            incident = state.monitor.peek(bucket.start, value)  # type: ignore[arg-type]
+            if incident is None:
+                continue
+            save(series, SeriesState(state.seq, state.at, state.monitor))
+            alerts.append(_alert(bucket, metric, state.monitor, incident))
+        if alerts and bucket.children:
+            children: ChildrenState | None = load(f"{bucket.key}#children")
+            if children is not None:
+                top = [Contributor(key=c.key, impact_usd=c.impact, observed=c.observed, baseline=c.baseline)
+                       for c in children.baselines.contributors(bucket.children, k=self.settings.root_cause_top)]
+                for alert in alerts:
+                    alert.contributors = top
         return alerts
 
     def _siblings(self, bucket: Bucket, seq: int, children: Mapping[str, float], load: Callable[[str], Any],

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     detector: str | None = Field(None, description="detector name (burnguard detect list); unset = default")
     alert_threshold: float = Field(0.9999, gt=0, lt=1, description="score at which an incident opens")
     alert_min_ratio: float = Field(1.5, ge=1.0, description="an incident also needs observed >= this x baseline")
+    early_firing: bool = Field(
+        False, description="score a key's open minute of spend as it fills and open the incident as soon as the "
+                           "spend so far opens one at once (spend only grows, so the closed minute scores at least "
+                           "as high; it confirms the incident or resolves it), instead of waiting for the minute "
+                           "to close")
     metrics: list[str] = Field(list(METRICS), description="metrics scored per key (JSON list)")
     rollups: list[list[str]] = Field([["team", "environment"], ["environment"]],
                                      description="roll-up levels scored besides full keys (JSON list of field lists)")

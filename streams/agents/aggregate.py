@@ -22,6 +22,12 @@ only then acks the batch. Faust flushes the producer before it commits offsets, 
 never runs ahead of the saved state; a crash inside a batch re-reads it and re-emits the same batches.
 With a disk table store (``rocksdb://``) states are saved with each message instead: Faust's RocksDB store
 files a value under the partition of the message being processed, which a batch's save has not got.
+
+With ``early_firing``, a key whose open bucket's spend is already well above its last closed bucket's also sends
+that bucket as it stands, a *partial* (:class:`schemas.bucket.PartialBatch`), after the message's closed batch:
+:class:`streams.state.partials.PartialGate` decides when (a few times per spiking key-minute, never for a key
+spending as usual). A partial is not a batch: it takes no sequence number (``emitted`` is untouched) and carries
+no spend anyone counts; detect scores it without learning.
 """
 
 from __future__ import annotations
@@ -34,13 +40,14 @@ from typing import Any
 import faust
 import orjson
 
-from schemas.bucket import Bucket, dump_batch
+from schemas.bucket import Bucket, dump_batch, dump_partial
 from streams.agents.guard import dead_letter, guarded, is_transient, report_quarantine, retrying
 from streams.agents.normalize import KEYS, PUNCT
 from streams.settings import COSTS_TOPIC, Settings
 from streams.state.applied import already_applied
 from streams.state.clocks import Punctuation
 from streams.state.close_index import CloseIndex
+from streams.state.partials import PartialGate
 from streams.state.tables import StateQuarantined, TypedTable
 from streams.state.windows import KeyWindows
 from streams.topology import app, buckets_topic, costs_topic, open_buckets, settings
@@ -78,6 +85,8 @@ class Aggregate:
         self.unsaved: dict[int, dict[str, bytes | None]] = {}
         # worker-local: keys with open buckets by the clock holding them back (what a punctuation can close)
         self.index = CloseIndex()
+        # worker-local: which open buckets to send to detect before they close (None: early firing off)
+        self.gate = PartialGate(s.alert_min_ratio) if s.early_firing else None
 
     def _current(self, key: str, partition: int) -> bytes | None:
         pending = self.unsaved.get(partition)
@@ -202,6 +211,9 @@ class Aggregate:
             clock, newest = clk
             kw.see_clock(clock, float(newest))
             await self._emit(kw, kw.close_due(self.settings.allowed_lateness_seconds))
+            if self.gate is not None:
+                for start in self.gate.due(key, kw.sums):
+                    await self.send(key, dump_partial(key, kw.open_bucket(start)))
         except BaseException:
             self.live.pop(key, None)  # half applied: the next message starts again from the saved bytes
             raise
@@ -232,6 +244,8 @@ class Aggregate:
                 kw.emitted += 1
                 await self.send(key, dump_batch(key, kw.emitted, [], forget=True))  # detect forgets it too
                 self._stage_delete(key, partition)
+                if self.gate is not None:
+                    self.gate.forget(key)
                 self.partition_of.pop(key, None)
                 return
         except BaseException:
@@ -245,6 +259,8 @@ class Aggregate:
     async def _emit(self, kw: KeyWindows, buckets: list[Bucket]) -> None:
         if buckets:
             await self.send(kw.key, dump_batch(kw.key, kw.emitted, buckets))
+            if self.gate is not None:
+                self.gate.closed(kw.key, ((int(b.start.timestamp()), b.spend_usd, b.late) for b in buckets))
 
 
 async def _yielding(keys: list[str]) -> AsyncIterator[str]:

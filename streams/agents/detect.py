@@ -11,6 +11,11 @@ deleted.
 Alerts are sent before the monitors are saved: a crash between the two re-scores nothing (each
 series remembers the last bucket it learnt from) but re-sends the same alerts, which the store
 keeps once by fingerprint; the other order could lose an alert nobody was told about.
+
+A *partial* (``early_firing``: a key's open bucket as it stands, :class:`~schemas.bucket.PartialBatch`) is scored
+by :meth:`~streams.scoring.BucketScorer.score_partial`, learning nothing: an incident it opens is remembered in the
+series' monitor (saved like any change, after its alert is sent), and the closed bucket, later on the same
+partition, confirms or resolves that same incident.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import faust
 
 from schemas.alert import Alert
-from schemas.bucket import load_batch
+from schemas.bucket import PartialBatch, load_message
 from streams.agents.guard import guarded, retrying
 from streams.scoring import BucketScorer
 from streams.state.codec import StateDecodeError
@@ -65,8 +70,8 @@ class Detect:
         return _Held(KeyMonitors.adopt(legacy), tuple(legacy))
 
     async def handle(self, value: bytes) -> None:
-        batch = load_batch(value)
-        if batch.forget:
+        batch = load_message(value)
+        if not isinstance(batch, PartialBatch) and batch.forget:
             self.keys.delete(batch.key)
             for kind in self.legacy_kinds:
                 self.keys.delete(legacy_key(batch.key, kind))
@@ -94,7 +99,12 @@ class Detect:
             h.value.set(kind, state)
             h.changed = True
 
-        alerts = [a for b in batch.buckets for a in self.scorer.score(b, batch.seq, load, save)]
+        if isinstance(batch, PartialBatch):
+            if batch.partial.key != batch.key:
+                raise ValueError(f"a partial of key {batch.key!r} holds a bucket of {batch.partial.key!r}")
+            alerts = self.scorer.score_partial(batch.partial, load, save)
+        else:
+            alerts = [a for b in batch.buckets for a in self.scorer.score(b, batch.seq, load, save)]
         for alert in alerts:
             await self.send(alert)
         for key, h in held.items():

@@ -399,6 +399,19 @@ class KeyWindows:
         if not isinstance(self.input_offset, int):
             raise ValueError("input_offset must be a whole number")
 
+    def open_bucket(self, start: int) -> Bucket:
+        """The open bucket at ``start`` as it stands (its sums so far, its children): what early firing scores.
+
+        >>> kw = KeyWindows("k", 60)
+        >>> kw.add({"ts": 125.0, "cost_usd": 1.5, "requests": 2})
+        True
+        >>> b = kw.open_bucket(120)
+        >>> b.spend_usd, b.requests, b.late, kw.sums[120][0]
+        (1.5, 2, False, 1.5)
+        """
+        kids = self.children.get(start)
+        return self._bucket(start, self.sums[start], children=dict(kids) if kids else None)
+
     def close_all(self) -> list[Bucket]:
         """Every bucket, open or late (offline replay: the input has ended)."""
         return self.close_until(math.inf)
