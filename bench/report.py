@@ -11,12 +11,12 @@ a p99 is always a latency that was measured, and with fewer than 100 samples it 
 A row says how a figure compares with its target and with the raw baseline measured in the same run:
 
 >>> rows = [Row("native-env drained", "≥ 150k/s", "9,004 events/s", "0.020×", met(False)),
-...         Row("early firing", "≤ 5 s", "not implemented", "", "no")]
+...         Row("early firing", "≤ 5 s", "1.84 s", "", met(True))]
 >>> print(format_table(rows))
-figure              target    measured          ratio  met
-----------------------------------------------------------
-native-env drained  ≥ 150k/s  9,004 events/s   0.020×   no
-early firing        ≤ 5 s     not implemented           no
+figure              target    measured         ratio  met
+---------------------------------------------------------
+native-env drained  ≥ 150k/s  9,004 events/s  0.020×   no
+early firing        ≤ 5 s     1.84 s                  yes
 """
 
 from __future__ import annotations

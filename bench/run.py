@@ -16,7 +16,9 @@ In order, each on its own fresh embedded broker (logs under one temporary direct
 5. **memory per live series** at 10^5 / 10^6 and **restart recovery** (:mod:`bench.memory`) with
    ``--memory run`` (the default; minutes), or its latest kept figures with ``--memory latest``
    (labelled with when and by which command they were made), or nothing with ``--memory skip``;
-6. **early firing**: reported as not implemented while no early alert type exists.
+6. **early firing** (:mod:`bench.early_firing`): a worker with ``BURNGUARD_EARLY_FIRING=true``, one warmed key
+   and a live ≥ 10× spike: wall time from the spike's first events to its alert stored, before the minute
+   closes, and that the closed minute continued the same incident (``--early-firing skip`` leaves it out).
 
 Then one table (figure, target, measured, ratio to the baseline of the same run, met), the spend checks
 last; the exit status is non-zero if a spend check or a measurement failed (a failed measurement is a
@@ -34,15 +36,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import latency, publish_rate, two_workers
+from bench import early_firing, latency, publish_rate, two_workers
 from bench.memory import LATEST, load_latest, report_rows
 from bench.report import Row, format_table, met, ratio
 from bench.throughput import SHAPES, Result, run_shape
 
 Log = Callable[[str], None]
 
-EARLY_FIRING = Row("early firing: ≥ 10× live spike, first events → stored alert", "≤ 5 s",
-                   "not implemented (alerts wait for their minute to close)", "", "no")
+EARLY_FIRING = "early firing: ≥ 10× live spike, first events → stored alert"
 
 
 def throughput_rows(results: list[Result]) -> list[Row]:
@@ -131,6 +132,15 @@ def memory_rows(mode: str, series: list[int], worker_series: int, log: Log = pri
     return head + report_rows(latest["store"], latest["worker"], label=label)
 
 
+def early_firing_rows(res: early_firing.EarlyFiringResult) -> list[Row]:
+    rows = [Row(f"{EARLY_FIRING} ({res.factor:g}× in {res.burst_s:g} s)", f"≤ {early_firing.TARGET_S:g} s",
+                res.text(), "", met(res.ok))]
+    if res.confirmed is not None:
+        rows.append(Row("  closed minute continued the early incident (one alert, same fingerprint)", "yes",
+                        "yes" if res.confirmed else "NO", "", met(res.confirmed)))
+    return rows
+
+
 def spend_rows(results: list[Result], two: two_workers.TwoWorkersResult | None) -> list[Row]:
     rows = [Row(f"{r.shape}: stored spend = published spend (buckets by (key, seq); org budget)", "yes",
                 "yes" if r.spend_ok else "NO", "", met(r.spend_ok)) for r in results]
@@ -164,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--memory", choices=("run", "latest", "skip"), default="run")
     ap.add_argument("--memory-series", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--memory-worker-series", type=int, default=1_000_000)
+    ap.add_argument("--early-firing", choices=("run", "skip"), default="run")
     args = ap.parse_args(argv)
     counts = {"native-env": args.events, "litellm-env": args.litellm_events or max(1, args.events // 4),
               "native-msg": args.single_events or max(1, args.events // 20),
@@ -211,7 +222,11 @@ def main(argv: list[str] | None = None) -> None:
         phase("burnguard publish", lambda: publish_rows(
             publish_rate.measure(args.publish_lines, args.partitions, root / "publish", log=_log)))
     phase("memory", lambda: memory_rows(args.memory, args.memory_series, args.memory_worker_series, log=_log))
-    rows.append(EARLY_FIRING)
+    if args.early_firing == "run":
+        phase("early firing", lambda: early_firing_rows(
+            early_firing.measure(partitions=args.partitions, workdir=root / "early-firing", log=_log)))
+    else:
+        rows.append(Row(EARLY_FIRING, f"≤ {early_firing.TARGET_S:g} s", "skipped (--early-firing skip)"))
     rows += spend_rows(results, two[0] if two else None)
 
     print()
