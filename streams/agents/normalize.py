@@ -211,6 +211,7 @@ async def punctuate() -> None:
     if not names:
         return
     await _resume_unread(names)
+    asked = time.time()
     try:
         ends = await app.consumer.highwaters(*owned)
     except Exception as err:  # noqa: BLE001 - the broker is unreachable: nothing can be said to be idle
@@ -218,6 +219,12 @@ async def punctuate() -> None:
         return
     # the reading's time is when the end offsets came back (a paused broker can hold the request for long)
     punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, time.time())
+    if punct.wall - asked > progress.max_gap:
+        log.warning("end offsets took %.1f s to come back: no producer counts as idle across the wait",
+                    punct.wall - asked)
+    if progress.went_idle:
+        log.info("source clocks idle (nothing waiting, quiet for %.0f s): %s", settings.idle_flush_seconds,
+                 ", ".join(sorted(progress.went_idle)))
     value = punct.model_dump_json().encode()
     for partition in range(settings.partitions):
         await retrying(lambda p=partition: costs_topic.send(key=PUNCT.encode(), value=value, partition=p))

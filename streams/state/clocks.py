@@ -29,6 +29,8 @@ to deliver what it held back before any of its minutes can close.
 {'usage.llm/0:gw': [50000.0, False]}
 >>> p.punctuation({"usage.llm/0": 5}, wall=100_130.0).parts["usage.llm/0"].clocks   # 120 s
 {'usage.llm/0:gw': [50000.0, True]}
+>>> p.went_idle     # what this reading found newly idle (the worker logs it)
+['usage.llm/0:gw']
 >>> p.punctuation({"usage.llm/0": 9}, wall=100_131.0).parts["usage.llm/0"].clocks   # 4 records waiting
 {'usage.llm/0:gw': [50000.0, False]}
 """
@@ -115,6 +117,8 @@ class SourceProgress:
         self._last_scan = -math.inf
         self._last_reading = -math.inf
         self._watching_since = math.inf  # wall time of the first reading after the last gap
+        #: clocks the last :meth:`punctuation` found idle that were active before (for the worker's log)
+        self.went_idle: list[str] = []
 
     def assigned(self, source: str, wall: float) -> None:
         self._parts.setdefault(source, _Partition(wall))
@@ -190,6 +194,7 @@ class SourceProgress:
         """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written,
         read just before ``wall``)."""
         parts: dict[str, PartitionClocks] = {}
+        self.went_idle = []
         scan = wall - self._last_scan >= SCAN_EVERY
         recent = wall - self._last_reading <= self.max_gap  # no stall since the last reading
         if not recent:
@@ -208,6 +213,7 @@ class SourceProgress:
                 idle = settled and last < before and wall - quiet_since >= self.idle_after  # type: ignore[operator]
                 if idle and clock not in part.idle:
                     part.idle.add(clock)
+                    self.went_idle.append(clock)
                     scan = True  # a clock went idle: its keys' buckets may close now
                 clocks[clock] = [newest, idle]
             owned_since = max(part.assigned_at, self._watching_since)
