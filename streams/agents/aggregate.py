@@ -23,7 +23,7 @@ never runs ahead of the saved state; a crash inside a batch re-reads it and re-e
 With a disk table store (``rocksdb://``) states are saved with each message instead: Faust's RocksDB store
 files a value under the partition of the message being processed, which a batch's save has not got.
 
-With ``early_firing``, a key whose open bucket's spend is already well above its last closed bucket's also sends
+With ``early_firing``, a key whose open bucket's spend is already well above its recent closed buckets' also sends
 that bucket as it stands, a *partial* (:class:`schemas.bucket.PartialBatch`), after the message's closed batch:
 :class:`streams.state.partials.PartialGate` decides when (a few times per spiking key-minute, never for a key
 spending as usual). A partial is not a batch: it takes no sequence number (``emitted`` is untouched) and carries
