@@ -218,7 +218,8 @@ async def punctuate() -> None:
         log.warning("punctuation skipped: end offsets unavailable (%s)", type(err).__name__)
         return
     # the reading's time is when the end offsets came back (a paused broker can hold the request for long)
-    punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, time.time())
+    punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, time.time(),
+                                 asked)
     if punct.wall - asked > progress.max_gap:
         log.warning("end offsets took %.1f s to come back: no producer counts as idle across the wait",
                     punct.wall - asked)

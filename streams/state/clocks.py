@@ -190,13 +190,32 @@ class SourceProgress:
         part.idle.discard(clock)
         return seen[0]
 
-    def punctuation(self, ends: dict[str, int], wall: float) -> Punctuation:
-        """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written,
-        read just before ``wall``)."""
+    def punctuation(self, ends: dict[str, int], wall: float, asked: float | None = None) -> Punctuation:
+        """A punctuation for the partitions in ``ends`` (source -> end offset, the next offset to be written),
+        asked for at ``asked`` and come back at ``wall`` (default: at once).
+
+        A stall between two readings restarts the quiet count: the worker asked only long after the last
+        answer (it was stopped, or its event loop starved), or the request itself waited long (the broker
+        paused). Each is measured on its own: a slow but steady answer (the consumer's fetch long-poll holds
+        the request on its connection for up to 1.5 s) must not add up with the interval into a "stall" at
+        every reading, or no producer could ever go idle on a busy machine.
+
+        >>> p = SourceProgress(idle_after=3.0)   # readings every 1.5 s, a stall is a gap of over 4.5 s
+        >>> p.processed("usage.llm/0", 0, "usage.llm/0:gw", 50.0, wall=100.0)
+        50.0
+        >>> t, idle = 100.0, False
+        >>> while not idle and t < 200:   # each answer takes 3.2 s, asked 1.5 s after the one before
+        ...     asked, t = t + 1.5, t + 4.7
+        ...     idle = p.punctuation({"usage.llm/0": 1}, wall=t, asked=asked).reading("usage.llm/0:gw")[1]
+        >>> idle, t
+        (True, 109.4)
+        """
+        asked = wall if asked is None else asked
         parts: dict[str, PartitionClocks] = {}
         self.went_idle = []
         scan = wall - self._last_scan >= SCAN_EVERY
-        recent = wall - self._last_reading <= self.max_gap  # no stall since the last reading
+        # no stall since the last reading: asked soon after it, and answered soon after asking
+        recent = asked - self._last_reading <= self.max_gap and wall - asked <= self.max_gap
         if not recent:
             self._watching_since = wall
         self._last_reading = wall

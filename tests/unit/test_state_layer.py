@@ -182,6 +182,28 @@ def test_after_a_broker_pause_every_producer_gets_the_idle_time_to_deliver() -> 
     assert p.punctuation({"usage.llm/0": 4}, wall=T0 + 28.0).reading("usage.llm/0:us") == (T0 - 40, True)
 
 
+def test_slow_but_steady_end_offset_answers_still_let_a_quiet_producer_idle() -> None:
+    """tests/e2e/test_restart.py, intermittently: the restarted worker never closed its keys' last minutes.
+    Its end-offset requests wait behind the consumer's fetch long-poll (up to 1.5 s each, more under load), and
+    the gap between two *answers* (interval + answer time) passed the 4.5 s that counts as a stall at every
+    reading, so the quiet count restarted for ever. A stall is now judged on the ask (soon after the last
+    answer?) and on the answer (soon after the ask?) apart."""
+    p = SourceProgress(idle_after=3.0)  # readings every 1.5 s
+    p.assigned("usage.llm/0", wall=T0)
+    p.processed("usage.llm/0", 0, "usage.llm/0:restart", T0 - 60, wall=T0)
+    answered, idle_at = T0, None
+    for _ in range(20):
+        asked = answered + 1.5
+        answered = asked + 3.2  # each answer 3.2 s after its ask: 4.7 s between answers
+        if p.punctuation({"usage.llm/0": 1}, wall=answered, asked=asked).reading("usage.llm/0:restart")[1]:
+            idle_at = answered
+            break
+    assert idle_at is not None and idle_at - T0 <= 3 * 4.7, idle_at
+    # a request that itself waited longer than a stall (the broker paused) still restarts the count
+    p.processed("usage.llm/0", 1, "usage.llm/0:restart", T0 - 30, wall=answered + 1)
+    assert not p.punctuation({"usage.llm/0": 2}, wall=answered + 25, asked=answered + 2.5).parts["usage.llm/0"].idle_ok
+
+
 def test_a_producer_whose_records_sit_in_an_unreported_batch_is_not_idled() -> None:
     """The embedded broker reports a partition's end as its last batch's base offset + 1: a reading
     taken while that batch is being processed looks caught up. A producer whose records are in that
