@@ -9,7 +9,6 @@ thread is asked to do is recorded.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,7 +38,6 @@ def consumer(thread: Thread, reset: str = "earliest") -> Any:
     c = object.__new__(WorkerConsumer)  # no app or broker: only the seek is exercised
     c.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset))
     c._thread = thread
-    c._read_offset, c._committed_offset = defaultdict(lambda: None), {}  # as Faust's Consumer.__init__ sets them
     return c
 
 
@@ -67,33 +65,3 @@ def test_a_latest_reset_policy_is_left_to_kafka() -> None:
     thread = Thread({USAGE0: None}, {USAGE0: 0})
     asyncio.run(consumer(thread, reset="latest").seek_to_committed())
     assert thread.seeks == []
-
-
-def delivered(c: Any, tp: TP, offset: int) -> bool:
-    """Faust's delivery rule (faust.transport.consumer, the fetch loop): a message below the partition's read
-    offset is dropped."""
-    r_offset = c._read_offset[tp]
-    return r_offset is None or offset >= r_offset
-
-
-def test_nothing_is_delivered_from_a_new_assignment_until_it_is_sought() -> None:
-    """tests/e2e/test_faults.py, kill case, 1 run in 7-10: Faust resumes stream partitions before it seeks
-    them, so the replacement applied a moment's costs messages from where its fetcher stood; their offsets
-    then made the earlier messages of those keys look applied, and the survivor's producer's records on the
-    victim's costs partitions were lost. Held from assignment to seek, those messages are dropped instead and
-    read again from the sought position."""
-    thread = Thread({USAGE0: 47, COSTS0: None, CHANGELOG: None}, {USAGE0: 0, COSTS0: 0, CHANGELOG: 0})
-    c = consumer(thread)
-    c._read_offset[USAGE0] = 40  # read before the rebalance
-    c.hold({USAGE0, COSTS0, CHANGELOG})
-    assert not delivered(c, COSTS0, 31) and not delivered(c, USAGE0, 52)  # the fetcher's moment: dropped
-    assert delivered(c, CHANGELOG, 3)  # recovery reads changelogs through the same loop: never held
-    asyncio.run(c.perform_seek())  # Faust's: our seek_to_committed, then read offsets from its answer
-    assert thread.seeks == [{COSTS0: 0}]
-    assert delivered(c, COSTS0, 0) and delivered(c, USAGE0, 47) and not delivered(c, USAGE0, 46)
-
-
-def test_a_latest_reset_policy_holds_nothing() -> None:
-    c = consumer(Thread({COSTS0: None}, {COSTS0: 0}), reset="latest")
-    c.hold({COSTS0})
-    assert delivered(c, COSTS0, 31)
