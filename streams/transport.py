@@ -11,11 +11,12 @@
    offset; what was applied already is skipped downstream by origin (:mod:`streams.state.applied`). Not
    closed: Faust resumes the stream partitions just before it seeks, so a message read from the old position
    in that window is applied first, and its origin offset then makes the earlier ones look applied (seen once
-   in 7 kill runs; again in 1 of 8 e2e loop runs on 2026-12-07: 41-82 records lost on each of the three keys
+   in 7 kill runs; again in run 7 of an e2e loop on 2026-12-07: 41-82 records lost on each of the three keys
    the survivor's producer feeds onto the victim's costs partitions, none on keys fed by the victim's own
-   producers, whose records the replacement's normalize re-sent under new costs offsets). Holding the partitions paused during the seek closed it but stalled a restarted worker for
-   good (tests/e2e/test_restart.py, 3 of 3 under load), and so did holding them by read offset until the
-   seek (reverted, f420df4): the window needs a fix in where the position comes from.
+   producers, whose records the replacement's normalize re-sent under new costs offsets). Holding the
+   partitions paused during the seek closed it but stalled a restarted worker for good
+   (tests/e2e/test_restart.py, 3 of 3 under load), and so did holding them by read offset until the seek
+   (e7f3fac, reverted in 91046f1): the window needs a fix in where the position comes from.
 
 Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
 """
