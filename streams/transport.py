@@ -18,25 +18,102 @@
    (tests/e2e/test_restart.py, 3 of 3 under load), and so did holding them by read offset until the seek
    (e7f3fac, reverted in 91046f1): the window needs a fix in where the position comes from.
 
+3. **Stream records in offset order** (:mod:`streams.in_order`): a record fetched ahead of the records due on
+   its partition (the window above, or any stale fetch position) is held back and the partition sought to
+   the offset due, so no agent applies a record before the ones that precede it.
+
 Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.end_offsets import CheckedEnds, is_changelog
+from streams.in_order import InOrder
 
 log = logging.getLogger("burnguard")
 
 
 class WorkerConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with changelog ``highwaters`` checked and uncommitted partitions read from
-    their beginning."""
+    """Faust's aiokafka consumer with changelog ``highwaters`` checked, uncommitted partitions read from
+    their beginning, and stream records handed on in offset order from where each partition starts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_order = InOrder()
+        self._fetches = 0
+        self._changelog: dict[Any, bool] = {}
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """Faust's records, each stream record checked by :class:`streams.in_order.InOrder`."""
+        async for tp, message in self.in_order_records(super().getmany(timeout)):
+            yield tp, message
+
+    async def in_order_records(self, records: AsyncIterator[tuple[Any, Any]]) -> AsyncIterator[tuple[Any, Any]]:
+        """``records`` (one fetch) with stream records ahead of their partition's due offset held back (and the
+        partition sought back); changelogs are recovery's: handed on unchanged."""
+        self._fetches += 1
+        fetch, guard, changelog = self._fetches, self.in_order, self._changelog
+        async for tp, message in records:
+            is_log = changelog.get(tp)
+            if is_log is None:
+                is_log = changelog[tp] = is_changelog(tp.topic)
+            if is_log:
+                yield tp, message
+                continue
+            offset = message.offset
+            if not guard.knows(tp):
+                guard.start(tp, await self.start_offset(tp, offset))
+            due = guard.due(tp)
+            verdict = guard.check(tp, offset, fetch)
+            if verdict == "deliver":
+                yield tp, message
+            elif verdict == "seek":
+                log.info("%s/%s: offset %s fetched before %s (a stale fetch position): seeking back to %s",
+                         tp.topic, tp.partition, offset, due, due)
+                try:
+                    await self.seek_wait({tp: due})
+                except Exception as err:  # noqa: BLE001 - revoked meanwhile, or the broker is away: held back
+                    log.warning("%s/%s: seeking back to %s failed: %r", tp.topic, tp.partition, due, err)
+                else:
+                    guard.sought(tp, fetch)
+            elif verdict == "gap":
+                log.warning("%s/%s: offsets %s..%s do not exist (the fetch after seeking to %s began at %s)",
+                            tp.topic, tp.partition, due, offset - 1, due, offset)
+                yield tp, message
+
+    async def start_offset(self, tp: Any, first_fetched: int) -> int:
+        """Where ``tp`` starts after an assignment: its committed offset, else (``earliest`` reset) its first
+        offset, as :meth:`seek_to_committed` positions it; ``first_fetched`` if the broker cannot say."""
+        try:
+            committed = await self.committed_offset(tp)
+            if committed is not None and committed >= 0:
+                return committed
+            if self.app.conf.consumer_auto_offset_reset != "earliest":
+                return first_fetched
+            return int((await self.earliest_offsets(tp)).get(tp) or 0)
+        except Exception as err:  # noqa: BLE001 - an unreachable broker must not stop the stream
+            log.warning("%s/%s: could not learn its starting offset (%r): starting at the fetched %s",
+                        tp.topic, tp.partition, err, first_fetched)
+            return first_fetched
+
+    async def committed_offset(self, tp: Any) -> int | None:
+        """The group's committed offset of ``tp`` (``None``: nothing committed), asked on the consumer thread."""
+        thread = self._thread
+        return await thread.call_thread(thread._ensure_consumer().committed, tp)  # type: ignore[attr-defined]
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        self.in_order.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        self.in_order.forget(assigned)
+        await super().on_partitions_assigned(assigned, generation_id)
 
     async def highwaters(self, *partitions: Any) -> Mapping[Any, int]:
         reported = await super().highwaters(*partitions)
