@@ -1,4 +1,4 @@
-"""The worker's Kafka transport: Faust's aiokafka transport with two corrections a table's state needs.
+"""The worker's Kafka transport: Faust's aiokafka transport with three corrections a table's state needs.
 
 1. **Changelog ends checked** (:mod:`streams.end_offsets`): table recovery reads each changelog to the log
    end a fetch reports, not to a short ListOffsets answer (the embedded broker's).
@@ -8,19 +8,14 @@
    (``kill -9`` within the first commit interval) could then start wherever its fetcher stood (seen: near the
    partition's end, every earlier message lost: ``tests/e2e/test_faults.py``). With
    ``consumer_auto_offset_reset = "earliest"`` (Faust's default) such a partition is sought to its earliest
-   offset; what was applied already is skipped downstream by origin (:mod:`streams.state.applied`). Not
-   closed: Faust resumes the stream partitions just before it seeks, so a message read from the old position
-   in that window is applied first, and its origin offset then makes the earlier ones look applied (seen once
-   in 7 kill runs; again in run 7 of an e2e loop on 2026-12-07: 41-82 records lost on each of the three keys
-   the survivor's producer feeds onto the victim's costs partitions, none on keys fed by the victim's own
-   producers, whose records the replacement's normalize re-sent under new costs offsets). Holding the
-   partitions paused during the seek closed it but stalled a restarted worker for good
-   (tests/e2e/test_restart.py, 3 of 3 under load), and so did holding them by read offset until the seek
-   (e7f3fac, reverted in 91046f1): the window needs a fix in where the position comes from.
-
-3. **Stream records in offset order** (:mod:`streams.in_order`): a record fetched ahead of the records due on
-   its partition (the window above, or any stale fetch position) is held back and the partition sought to
-   the offset due, so no agent applies a record before the ones that precede it.
+   offset; what was applied already is skipped downstream by origin (:mod:`streams.state.applied`).
+3. **Stream records in offset order** (:mod:`streams.in_order`): Faust resumes the stream partitions just
+   before it seeks them, and hands on whatever the fetcher returns meanwhile. A replacement worker's fetcher
+   has been seen to start a never-committed ``costs`` partition at 45, not 0 (a kill run of
+   ``tests/e2e/test_faults.py``, 2026-12-07): applied first, such a record made the records before it look
+   applied (41-82 records lost on three keys, 1 kill run in 7). A record ahead of the offset due on its
+   partition is now held back and the partition sought to that offset, so no agent applies a record before
+   the ones that precede it.
 
 Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
 """
