@@ -220,9 +220,9 @@ async def punctuate() -> None:
     # the reading's time is when the end offsets came back (a paused broker can hold the request for long)
     punct = progress.punctuation({f"{tp.topic}/{tp.partition}": int(end) for tp, end in ends.items()}, time.time(),
                                  asked)
-    if punct.wall - asked > progress.max_gap:
+    if progress.late_answer is not None:
         log.warning("end offsets took %.1f s to come back: no producer counts as idle across the wait",
-                    punct.wall - asked)
+                    progress.late_answer)
     if progress.went_idle:
         log.info("source clocks idle (nothing waiting, quiet for %.0f s): %s", settings.idle_flush_seconds,
                  ", ".join(sorted(progress.went_idle)))

@@ -119,6 +119,8 @@ class SourceProgress:
         self._watching_since = math.inf  # wall time of the first reading after the last gap
         #: clocks the last :meth:`punctuation` found idle that were active before (for the worker's log)
         self.went_idle: list[str] = []
+        #: seconds the last reading's answer took, when so long it counted as a stall (else None; logged)
+        self.late_answer: float | None = None
 
     def assigned(self, source: str, wall: float) -> None:
         self._parts.setdefault(source, _Partition(wall))
@@ -207,15 +209,19 @@ class SourceProgress:
         >>> while not idle and t < 200:   # each answer takes 3.2 s, asked 1.5 s after the one before
         ...     asked, t = t + 1.5, t + 4.7
         ...     idle = p.punctuation({"usage.llm/0": 1}, wall=t, asked=asked).reading("usage.llm/0:gw")[1]
-        >>> idle, t
-        (True, 109.4)
+        >>> idle, t, p.late_answer
+        (True, 109.4, None)
+        >>> _ = p.punctuation({"usage.llm/0": 1}, wall=t + 21.0, asked=t + 1.5)  # a paused broker held it 19.5 s
+        >>> p.late_answer
+        19.5
         """
         asked = wall if asked is None else asked
         parts: dict[str, PartitionClocks] = {}
         self.went_idle = []
         scan = wall - self._last_scan >= SCAN_EVERY
         # no stall since the last reading: asked soon after it, and answered soon after asking
-        recent = asked - self._last_reading <= self.max_gap and wall - asked <= self.max_gap
+        self.late_answer = wall - asked if wall - asked > self.max_gap else None
+        recent = asked - self._last_reading <= self.max_gap and self.late_answer is None
         if not recent:
             self._watching_since = wall
         self._last_reading = wall
