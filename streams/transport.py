@@ -83,19 +83,28 @@ class WorkerConsumer(faust_aiokafka.Consumer):
                 yield tp, message
 
     async def start_offset(self, tp: Any, first_fetched: int) -> int:
-        """Where ``tp`` starts after an assignment: its committed offset, else (``earliest`` reset) its first
-        offset, as :meth:`seek_to_committed` positions it; ``first_fetched`` if the broker cannot say."""
+        """Where ``tp`` starts (:meth:`start_offsets`); ``first_fetched`` if the broker cannot say."""
         try:
-            committed = await self.committed_offset(tp)
-            if committed is not None and committed >= 0:
-                return committed
-            if self.app.conf.consumer_auto_offset_reset != "earliest":
-                return first_fetched
-            return int((await self.earliest_offsets(tp)).get(tp) or 0)
+            return (await self.start_offsets(tp)).get(tp, first_fetched)
         except Exception as err:  # noqa: BLE001 - an unreachable broker must not stop the stream
             log.warning("%s/%s: could not learn its starting offset (%r): starting at the fetched %s",
                         tp.topic, tp.partition, err, first_fetched)
             return first_fetched
+
+    async def start_offsets(self, *tps: Any) -> dict[Any, int]:
+        """Where the group's reading of each of ``tps`` starts, as :meth:`seek_to_committed` positions it: its
+        committed offset, else (``earliest`` reset) its first offset; left out (``latest`` reset, nothing
+        committed) where only the fetcher knows. Raises if the broker cannot be asked."""
+        starts: dict[Any, int] = {}
+        for tp in tps:
+            committed = await self.committed_offset(tp)
+            if committed is not None and committed >= 0:
+                starts[tp] = committed
+        never = [tp for tp in tps if tp not in starts]
+        if never and self.app.conf.consumer_auto_offset_reset == "earliest":
+            earliest = await self.earliest_offsets(*never)
+            starts.update({tp: int(earliest.get(tp) or 0) for tp in never})
+        return starts
 
     async def committed_offset(self, tp: Any) -> int | None:
         """The group's committed offset of ``tp`` (``None``: nothing committed), asked on the consumer thread."""

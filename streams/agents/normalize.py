@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -36,10 +36,10 @@ from schemas.ingest import Normalizer
 from schemas.pricing import PriceCatalog
 from streams.agents.guard import dead_letter, guarded, retrying
 from streams.agents.normalize_work import MessageWork, partials
-from streams.lag import LagReader
 from streams.metrics import metrics
 from streams.settings import COSTS_TOPIC, USAGE_TOPICS, Settings
 from streams.state.clocks import SourceProgress, reading_interval
+from streams.transport import WorkerConsumer
 from streams.topology import (app, budget_spend_topic, costs_topic, gpu_samples_topic, model_activity_topic,
                               progress, settings, usage_topic)
 
@@ -170,12 +170,6 @@ async def normalize(stream: faust.StreamT) -> None:
         await guarded("normalize", event, handler.handle)
 
 
-@lru_cache(maxsize=1)
-def _group_offsets() -> LagReader:
-    """The admin client that reads this worker's group's committed offsets (opened once, on first use)."""
-    return LagReader.of_brokers(settings.app_id, app.conf.broker, settings.kafka_python_config())
-
-
 async def _resume_unread(owned: dict[str, Any]) -> None:
     """Tell ``progress`` where the reading of each owned partition it has processed nothing of starts: one
     handed over already drained (its previous owner processed and committed it all) has nothing to process
@@ -184,14 +178,12 @@ async def _resume_unread(owned: dict[str, Any]) -> None:
     if not unread:
         return
     try:
-        committed: dict[Any, int] = dict(await _group_offsets().committed(unread))
-        never = [tp for tp in unread if tp not in committed]
-        if never:  # the group never committed one: its reading starts at the partition's first offset
-            committed.update(await app.consumer.earliest_offsets(*never))
+        # its committed offset, else (never committed) its first offset
+        starts = await cast(WorkerConsumer, app.consumer).start_offsets(*unread)
     except Exception as err:  # noqa: BLE001 - retried at the next reading; until then they count as not caught up
         log.warning("committed offsets unavailable (%s): will ask again", type(err).__name__)
         return
-    for tp, offset in committed.items():
+    for tp, offset in starts.items():
         progress.resumed(f"{tp.topic}/{tp.partition}", offset)
 
 

@@ -122,3 +122,10 @@ def test_an_unreachable_broker_starts_the_partition_where_the_fetcher_stands() -
     c = Consumer({COSTS0: ConnectionError("broker away")}, {})
     assert fetch(c, [(COSTS0, 12), (COSTS0, 13)]) == [("costs", 0, 12), ("costs", 0, 13)]
     assert c._thread.seeks == []
+
+
+def test_start_offsets_are_the_committed_else_the_first_offsets_and_what_latest_leaves_unknown() -> None:
+    c = Consumer({COSTS0: 27, COSTS1: None}, {COSTS0: 0, COSTS1: 3})
+    assert asyncio.run(c.start_offsets(COSTS0, COSTS1)) == {COSTS0: 27, COSTS1: 3}
+    c.app.conf.consumer_auto_offset_reset = "latest"
+    assert asyncio.run(c.start_offsets(COSTS0, COSTS1)) == {COSTS0: 27}  # costs/1: only the fetcher knows
