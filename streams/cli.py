@@ -12,10 +12,12 @@ COMMANDS = ("broker", "worker", "publish", "demo", "alerts", "deadletter", "dete
             "approvals", "audit", "db", "budgets")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; ``only``: just that one (a name in ``COMMANDS``), so that running one command
+    imports only its module (``burnguard publish`` does not import the worker, the detectors and scipy)."""
     parser = argparse.ArgumentParser(prog="burnguard", description="Streaming guardrails for AI spend.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"streams.commands.{name}")
         except ModuleNotFoundError as err:
@@ -27,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # a module of COMMANDS registers the command of its own name (some register more: those, and --help, get
+    # every command)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
