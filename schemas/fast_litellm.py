@@ -23,6 +23,10 @@ another format, OTLP, an empty envelope, a message orjson would not read (:func:
 does not check for UTF-8 or for numbers beyond a double). Every envelope with a bad event thus goes whole to
 the reference, which gives each its exact reason.
 
+:func:`check_litellm` is the same decision without the record (``burnguard publish`` validating a file): whether
+the reference would take a message with no rejection, the combination judged by :class:`LiteLlmChecker` on the
+two fields of it that can be rejected (:data:`CAN_REJECT`), once per distinct pair, so nothing is allocated or priced.
+
 >>> from schemas.pricing import PriceCatalog
 >>> from schemas.allocation import AllocationRules
 >>> res = LiteLlmResolver(PriceCatalog.load(), AllocationRules.load())
@@ -53,7 +57,7 @@ from schemas.pricing import PriceCatalog
 from schemas.sources import llm_allocation
 from schemas.sources.litellm import LiteLlmPayload, to_usage
 
-__all__ = ["LiteLlmResolver", "decode_litellm"]
+__all__ = ["LiteLlmChecker", "LiteLlmResolver", "check_litellm", "decode_litellm"]
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=10**12)]  # schemas.sources._common.Count (MAX_TOKENS)
 _Money = Annotated[float, msgspec.Meta(ge=0.0, le=1.7976931348623157e308)]  # finite, non-negative
@@ -233,3 +237,89 @@ def decode_litellm(raw: bytes, resolver: LiteLlmResolver, *, now: float, max_fut
         priced.append(cost is not None)
         tokens.append(toks)
     return out
+
+
+#: The fields of ``LiteLlmPayload`` whose value can make the reference reject an event: the per-event ones
+#: (strictly typed in :class:`_Event`, so a lax value is not taken here), and the two of a combination that
+#: carry a length limit. Every other field the reference reads is lenient (``LenientText``, ``LenientList``,
+#: ``LenientBool``, ``Any``, a metadata object of ``Any`` fields): whatever JSON it holds, it never rejects,
+#: and allocation reads tags leniently too (``tag_value``). tests/unit/test_publish_litellm.py holds the
+#: model to this list.
+CAN_REJECT = frozenset({"format", "id", "request_id", "response_cost", "spend", "prompt_tokens",
+                        "completion_tokens", "total_tokens", "startTime", "endTime", "response_time", "model",
+                        "custom_llm_provider"})
+
+
+class LiteLlmChecker:
+    """Validate only (``burnguard publish``): whether the reference takes an event's ``model`` and
+    ``custom_llm_provider`` (the only fields of a combination that can make it reject: :data:`CAN_REJECT`),
+    asked once per distinct pair of their raw JSON bytes, of the reference itself (``LiteLlmPayload``, then
+    ``to_usage`` and ``llm_allocation``, as ``llm_record`` does); bounded as :class:`LiteLlmResolver` is.
+    Nothing is allocated or priced: the combination's other fields (tags, status, cache hit) only change
+    what a record says, never whether there is one."""
+
+    MAX = 65_536
+    MAX_KEY_BYTES = 2048
+
+    def __init__(self, catalog: PriceCatalog, rules: AllocationRules) -> None:
+        self.catalog, self.rules = catalog, rules
+        self.cache: dict[bytes, bool] = {}
+
+    def valid(self, ev: _Event) -> bool:
+        """Whether the reference takes this event's model and provider."""
+        model, provider = bytes(ev.model), bytes(ev.custom_llm_provider)
+        key = model + _SEP + provider
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        got = self._resolve(model, provider)
+        if len(key) <= self.MAX_KEY_BYTES:
+            if len(self.cache) >= self.MAX:
+                self.cache.clear()
+            self.cache[key] = got
+        return got
+
+    def _resolve(self, model: bytes, provider: bytes) -> bool:
+        try:
+            doc: dict[str, Any] = {"startTime": _ANY_TIME, "model": orjson.loads(model)}
+            if provider:
+                doc["custom_llm_provider"] = orjson.loads(provider)
+            u = to_usage(LiteLlmPayload.model_validate(doc))
+            llm_allocation(u.model, u.provider, u.model_group, u.tags, self.catalog, self.rules)
+        except Exception:  # noqa: BLE001 - whatever the reason, the reference decides (and reports it)
+            return False
+        return True
+
+
+def check_litellm(raw: bytes, checker: LiteLlmChecker, *, now: float, max_future_skew_s: float | None = None,
+                  one: bool = False) -> bool:
+    """Whether the reference takes every event of one message of LiteLLM payloads with no rejection, decided
+    as :func:`decode_litellm` decides it (the same events, types, times and screen; the combination by
+    :class:`LiteLlmChecker`): ``True`` only if it would return a batch. ``False``: ask the reference. ``one``:
+    only a message that is one event object the reference reads as one (not an envelope, not OTLP:
+    :meth:`EnvelopeReader.lone`), so that it can be re-batched as it is.
+
+    >>> from schemas.pricing import PriceCatalog
+    >>> from schemas.allocation import AllocationRules
+    >>> chk = LiteLlmChecker(PriceCatalog.load(), AllocationRules.load())
+    >>> ev = b'{"model": "gpt-4o", "startTime": 1767607200.5, "prompt_tokens": 10, "end_user": {"a": [1]}}'
+    >>> check_litellm(ev, chk, now=1767607200.0, one=True), check_litellm(ev.replace(b"10", b"-1"), chk,
+    ...     now=1767607200.0, one=True), check_litellm(ev.replace(b'"gpt-4o"', b'""'), chk, now=1767607200.0)
+    (True, False, False)
+    >>> env = b'{"events": [' + ev + b']}'
+    >>> check_litellm(env, chk, now=1767607200.0), check_litellm(env, chk, now=1767607200.0, one=True)
+    (True, False)
+    """
+    if one:
+        ev = _EVENTS.lone(raw)
+        events = [ev] if ev is not None else None
+    else:
+        events = _EVENTS.events(raw)
+    if not events or not orjson_reads(raw):
+        return False
+    latest = latest_time(now, max_future_skew_s)  # within a second of the limit: the reference decides
+    utc, fromts, valid = timezone.utc, datetime.fromtimestamp, checker.valid
+    for ev in events:
+        if not valid(ev) or fromts(ev.startTime, tz=utc).timestamp() > latest:
+            return False
+    return True
