@@ -61,6 +61,23 @@ class UsageProducer:
             if len(buf) >= self.batch_size or time.monotonic() - self.oldest[source] >= self.max_linger_s:
                 self._send_envelope(source)
 
+    def send_envelope(self, source: str, body: bytes, events: int) -> None:
+        """Send ``body``, an envelope already encoded (a JSON array of ``events`` events), as one message, after
+        what is buffered for ``source`` (so order is kept); counted, and its failure reported by :meth:`flush`,
+        as the envelopes :meth:`send` makes are."""
+        if source not in self.buffers:
+            raise ValueError(f"unknown source {source!r}; one of {', '.join(USAGE_TOPICS)}")
+        with self._lock:
+            self._send_envelope(source)
+            try:
+                future = self.producer.send(USAGE_TOPICS[source], body, key=self.stream_key)
+            except Exception:
+                self.failed_events += events
+                raise
+            future.add_errback(self._failed, events)
+            self.sent_events += events
+            self.sent_messages += 1
+
     def _send_envelope(self, source: str) -> None:  # caller holds the lock
         buf = self.buffers[source]
         if not buf:

@@ -21,6 +21,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
+from schemas.fast_litellm import LiteLlmChecker, check_litellm
 from schemas.fast_native import Resolver, decode_native
 from schemas.ingest import Normalizer, split_envelope
 from schemas.sources.focus import iter_focus_csv
@@ -28,6 +29,9 @@ from schemas.text import plain_text
 from streams.settings import USAGE_TOPICS, Settings
 
 EXIT_REJECTED, EXIT_USAGE, EXIT_BROKER = 1, 2, 3
+#: Largest envelope sent (bytes): under kafka-python's default ``max_request_size`` (1 MiB) with room for the
+#: record's overhead, and far under the worker's ``MAX_MESSAGE_BYTES``. An event larger than this goes alone.
+MAX_ENVELOPE_BYTES = 1_000_000
 
 
 def json_lines(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
@@ -44,9 +48,10 @@ def csv_rows(path: str) -> Iterator[tuple[str, bytes]]:
 
 @dataclass
 class Checked:
-    """The outcome of the validation pass: events ready to send, and how many lines were bad."""
+    """The outcome of the validation pass: events ready to send (each one event's JSON: a valid line as it was
+    written, or an event of the reference path encoded by orjson), and how many lines were bad."""
 
-    events: list[Any] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)
     lines: int = 0
     bad_lines: int = 0
 
@@ -56,23 +61,33 @@ def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full
     """Read every line; report each bad one (``name: line N[, event I]: reason``) to ``err``.
 
     With ``full`` each line goes through the same :class:`Normalizer` the service runs; without
-    it (``--no-validate``) a line only has to be JSON. ``fast``: a line holding one native event is checked by
-    the worker's fast decoder (the same verdict) and kept as written; ``False``: every line by the Normalizer.
+    it (``--no-validate``) a line only has to be JSON. ``fast``: a line holding one native event or one LiteLLM
+    payload is first checked by a fast decoder that takes it only where the Normalizer would (the worker's, for
+    native events; :func:`schemas.fast_litellm.check_litellm` for LiteLLM payloads) and then kept as written;
+    every other line, and every line that decoder does not take, goes to the Normalizer, which decides (and
+    gives the reasons). ``False``: every line by the Normalizer.
     """
     err = err if err is not None else sys.stderr
     normalizer = Normalizer() if full else None
-    # native events: the worker's fast decoder says the same as the Normalizer (tests/unit/test_normalize_fast.py),
-    # and a valid line is sent as it was written (an orjson Fragment: not decoded and encoded again)
-    resolver = (Resolver(normalizer.catalog, normalizer.rules, allocate=False)
-                if fast and normalizer is not None and source == "llm" else None)
+    # The fast decoders say the same as the Normalizer (tests/unit/test_normalize_fast.py, test_publish_validate.py,
+    # test_publish_litellm.py), and a valid line is sent as it was written (an orjson Fragment: not decoded and
+    # encoded again). A line over the Normalizer's message size limit is its to judge.
+    fast = fast and normalizer is not None and source == "llm"
+    resolver = Resolver(normalizer.catalog, normalizer.rules, allocate=False) if fast else None
+    checker = LiteLlmChecker(normalizer.catalog, normalizer.rules) if fast else None
+    limit = normalizer.max_message_bytes if normalizer is not None else 0
     now, skew = time.time(), normalizer.max_future_skew.total_seconds() if normalizer is not None else 0.0
     out = Checked()
     for where, raw in lines:
         out.lines += 1
-        if resolver is not None and raw[:1] == b"{":
-            batch = decode_native(raw, resolver, now=now, max_future_skew_s=skew, one=True)
-            if batch is not None:
-                out.events.append(orjson.Fragment(raw))
+        if fast and raw[:1] == b"{" and len(raw) <= limit:
+            if b'"startTime"' in raw:  # a LiteLLM payload (a native event has no such field)
+                ok = check_litellm(raw, checker, now=now, max_future_skew_s=skew, one=True)  # type: ignore[arg-type]
+            else:
+                ok = decode_native(raw, resolver, now=now, max_future_skew_s=skew,  # type: ignore[arg-type]
+                                   one=True) is not None
+            if ok:
+                out.events.append(raw)
                 continue
         if normalizer is not None:
             _, rejects = normalizer.parse(source, raw)
@@ -94,8 +109,25 @@ def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full
         elif isinstance(doc, dict) and isinstance(doc.get("events"), list) and isinstance(doc.get("format"), str):
             # {"format": "openai", "events": [...]}: the envelope's format goes with each event re-batched
             items = [dict(e, format=doc["format"]) if isinstance(e, dict) and "format" not in e else e for e in items]
-        out.events += items
+        out.events += map(orjson.dumps, items)
     return out
+
+
+def envelopes(events: list[bytes], batch_size: int, max_bytes: int = MAX_ENVELOPE_BYTES) -> Iterator[tuple[bytes, int]]:
+    """``events`` (each one event's JSON) in order as envelopes: (a JSON array, its number of events), each of at
+    most ``batch_size`` events and ``max_bytes`` bytes (an event larger than that alone).
+
+    >>> list(envelopes([b'{"a":1}', b'2', b'[3]', b'"four"'], 3)), list(envelopes([b'1', b'22', b'3'], 9, 5))
+    ([(b'[{"a":1},2,[3]]', 3), (b'["four"]', 1)], [(b'[1]', 1), (b'[22]', 1), (b'[3]', 1)])
+    """
+    start, size = 0, 2
+    for i, ev in enumerate(events):
+        if i > start and (i - start >= batch_size or size + len(ev) + 1 > max_bytes):
+            yield b"[" + b",".join(events[start:i]) + b"]", i - start
+            start, size = i, 2
+        size += len(ev) + 1
+    if start < len(events):
+        yield b"[" + b",".join(events[start:]) + b"]", len(events) - start
 
 
 def _broker_error(settings: Settings, what: str) -> int:
@@ -105,9 +137,10 @@ def _broker_error(settings: Settings, what: str) -> int:
     return EXIT_BROKER
 
 
-def send(settings: Settings, source: str, events: list[Any], *, batch_size: int,
+def send(settings: Settings, source: str, events: list[bytes], *, batch_size: int,
          connect_timeout: float) -> tuple[int, int] | int:
-    """Send ``events``; (events, messages) sent, or an exit status after printing one sentence."""
+    """Send ``events`` (each one event's JSON) as envelopes (:func:`envelopes`); (events, messages) sent, or an
+    exit status after printing one sentence."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -122,8 +155,8 @@ def send(settings: Settings, source: str, events: list[Any], *, batch_size: int,
     except (KafkaError, OSError):
         return _broker_error(settings, "cannot reach")
     try:
-        for event in events:
-            producer.send(source, event)
+        for body, n in envelopes(events, batch_size):
+            producer.send_envelope(source, body, n)
         producer.flush(timeout=connect_timeout + 30)
     except (KafkaError, OSError, RuntimeError):
         sent = producer.sent_events
@@ -176,7 +209,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="validate, then publish usage events (batched into envelopes)")
     p.add_argument("file", help="JSON-lines file (one event or envelope per line), a FOCUS .csv, or - for stdin")
     p.add_argument("--source", choices=sorted(USAGE_TOPICS), default="llm")
-    p.add_argument("--batch-size", type=int, default=500, help="events per envelope")
+    p.add_argument("--batch-size", type=int, default=500,
+                   help=f"events per envelope, at most (and at most {MAX_ENVELOPE_BYTES:,} bytes)")
     p.add_argument("--check", action="store_true", help="validate every line and report, send nothing")
     p.add_argument("--no-validate", action="store_true", help="send without validating first (JSON only)")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the broker")
