@@ -65,30 +65,6 @@ class EnvelopeReader(Generic[E]):
         self._one = msgspec.json.Decoder(event)
         self._formats, self._check_lone, self._screen = formats, check_lone, screen
 
-    def lone(self, raw: bytes) -> E | None:
-        """``raw`` as one event, if it is one event object the reference reads as one (no ``events`` or
-        ``resourceSpans`` key: not an envelope, not OTLP); else ``None``, "not handled here". The keys are looked
-        for in the bytes first (they could only be spelt otherwise with a ``\\u`` escape: then decoded).
-
-        >>> class Ev(msgspec.Struct):
-        ...     n: int
-        >>> read = EnvelopeReader(Ev, (msgspec.UNSET,))
-        >>> read.lone(b'{"n": 1, "x": 2}'), read.lone(b'{"n": 1, "events": 2}'), read.lone(b'{"n": 1, "resourceSpans": 2}')
-        (Ev(n=1), None, None)
-        >>> read.lone(b'{"n": 1, "\\\\u0065vents": 2}'), read.lone(b'{"n": 1, "x": "\\\\u0065vents"}')
-        (None, Ev(n=1))
-        >>> read.lone(b'[{"n": 1}]'), read.lone(b'{"n": "1"}')
-        (None, None)
-        """
-        try:
-            if b"\\u" in raw or b'"events"' in raw or b'"resourceSpans"' in raw:
-                top = _TOP.decode(raw)
-                if top.resourceSpans is not msgspec.UNSET or bytes(top.events):
-                    return None
-            return self._one.decode(raw)
-        except _DECODE_ERRORS:
-            return None
-
     def events(self, raw: bytes, one: bool = False) -> list[E] | None:
         """The message's events, or ``None`` if it is not handled here; ``one``: only a single event (an object)."""
         try:

@@ -130,6 +130,16 @@ class _Event(msgspec.Struct, gc=False):
     metadata: _Meta | None | msgspec.UnsetType = msgspec.UNSET
 
 
+class _LoneEvent(_Event, gc=False):
+    """An event that is a message of its own (``check_litellm(one=True)``), with the two keys that would make such
+    a message something else for the reference: an envelope (``events``) or OTLP (``resourceSpans``)."""
+
+    events: msgspec.Raw = _ABSENT
+    resourceSpans: msgspec.Raw = _ABSENT
+
+
+_LONE = msgspec.json.Decoder(_LoneEvent)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _TOP_FIELDS = attrgetter(*_TOP_KEYS)
 _META_FIELDS = attrgetter(*_META_KEYS)
 #: The message's events: an envelope naming no format leaves each event's format to detection; an event ignores
@@ -296,8 +306,8 @@ def check_litellm(raw: bytes, checker: LiteLlmChecker, *, now: float, max_future
     """Whether the reference takes every event of one message of LiteLLM payloads with no rejection, decided
     as :func:`decode_litellm` decides it (the same events, types, times and screen; the combination by
     :class:`LiteLlmChecker`): ``True`` only if it would return a batch. ``False``: ask the reference. ``one``:
-    only a message that is one event object the reference reads as one (not an envelope, not OTLP:
-    :meth:`EnvelopeReader.lone`), so that it can be re-batched as it is.
+    only a message that is one event object the reference reads as one (no ``events`` or ``resourceSpans`` key,
+    however spelt: not an envelope, not OTLP), so that it can be re-batched as it is.
 
     >>> from schemas.pricing import PriceCatalog
     >>> from schemas.allocation import AllocationRules
@@ -309,10 +319,17 @@ def check_litellm(raw: bytes, checker: LiteLlmChecker, *, now: float, max_future
     >>> env = b'{"events": [' + ev + b']}'
     >>> check_litellm(env, chk, now=1767607200.0), check_litellm(env, chk, now=1767607200.0, one=True)
     (True, False)
+    >>> check_litellm(ev[:-1] + b', "\\\\u0065vents": 1}', chk, now=1767607200.0, one=True)
+    False
     """
     if one:
-        ev = _EVENTS.lone(raw)
-        events = [ev] if ev is not None else None
+        try:
+            lone = _LONE.decode(raw)
+        except _DECODE_ERRORS:
+            return False
+        if lone.events or lone.resourceSpans:  # an envelope or OTLP, whatever its value: the reference's
+            return False
+        events: list[_Event] | None = [lone]
     else:
         events = _EVENTS.events(raw)
     if not events or not orjson_reads(raw):
