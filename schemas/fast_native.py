@@ -103,7 +103,9 @@ _VALID = Combo(("", "", "", "", ""), "", "", "")
 
 
 class Resolver:
-    """Resolves combinations with the reference parser and remembers them (bounded)."""
+    """Resolves combinations with the reference parser and remembers them (bounded). ``allocate=False``: validate
+    only (``burnguard publish``): a combination the reference takes as it is resolves to a placeholder, and
+    :func:`decode_native` prices nothing (a batch's costs are then 0, unpriced): only whether it is ``None`` counts."""
 
     MAX = 65_536
 
@@ -129,8 +131,12 @@ class Resolver:
         except _DECODE_ERRORS:
             return None
         provider = None if given_provider == UNKNOWN else given_provider
-        if all(v is None or (len(v) <= limit and v == v.strip()) for v, limit in
-               ((tags.get(name), limit) for name, limit in _TAG_LIMITS)):
+        get = tags.get
+        for name, limit in _TAG_LIMITS:
+            v = get(name)
+            if v is not None and (len(v) > limit or v != v.strip()):
+                break
+        else:
             # tags the reference's Tags model keeps as they are (nothing to strip, within its lengths): then
             # what it passes on (schemas.sources.native.tags_of) is this very dict
             if not self.allocate:
@@ -179,7 +185,7 @@ def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew
     catalog, fromiso, match = resolver.catalog, datetime.fromisoformat, _TS.fullmatch
     out = NativeBatch()
     combos, tss, costs, priced, tokens = out.combos, out.ts, out.cost, out.priced, out.tokens
-    combo_of = resolver.combo
+    combo_of, allocate = resolver.combo, resolver.allocate
     for ev in events:
         if ev.format not in _NOT_NATIVE or match(ev.timestamp) is None:
             return None
@@ -198,7 +204,7 @@ def decode_native(raw: bytes, resolver: Resolver, *, now: float, max_future_skew
             return None
         cost = ev.cost_usd
         toks = (ev.input_tokens, ev.output_tokens, ev.cache_read_tokens, ev.cache_write_tokens)
-        if cost is None:
+        if cost is None and allocate:  # validating only: no price (it never rejects an event)
             cost = catalog.llm_cost(combo.model, dt, input_tokens=toks[0], output_tokens=toks[1],
                                     cache_read_tokens=toks[2], cache_write_tokens=toks[3])
         combos.append(combo)

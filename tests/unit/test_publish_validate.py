@@ -47,3 +47,40 @@ def test_fast_lane_gives_the_same_events_and_reports() -> None:
     fast, ref = run(True), run(False)
     assert fast == ref
     assert ref[2] == 7 and len(ref[0]) == 50 + 3 + 5  # bad lines; valid events (native, litellm, odd ones)
+
+
+def native(**kw: object) -> bytes:
+    return orjson.dumps({"timestamp": T, "model": "gpt-4o", "input_tokens": 10, "tags": {"team": "a"}, **kw})
+
+
+# Hand-worked: native lines the Normalizer takes (None) or rejects (what its reason must say).
+NATIVE = [
+    (native(), None), (native(model="acme-private-llm"), None),  # priced by the catalog / unpriced: both taken
+    (native(cost_usd=0.5, provider="openai", request_id="r" * 200), None), (native(model="m" * 200), None),
+    (native(tags={"team": "a", "extra": {"nested": [1]}}), None), (native(tags={"team": " a "}), None),
+    (native(timestamp="2026-01-05"), None),  # a date alone is midnight UTC (the fast lane steps aside)
+    (native(model="m" * 201), "native: model: String should have at most 200 characters"),
+    (native(provider="p" * 65), "native: provider: String should have at most 64 characters"),
+    (native(request_id="r" * 201), "native: request_id: String should have at most 200 characters"),
+    (native(tags={"team": "t" * 129}), "native: tags.team: String should have at most 128 characters"),
+    (native(output_tokens=-1), "native: output_tokens: Input should be greater than or equal to 0"),
+    (native(cost_usd=-1), "native: cost_usd: "), (native(tags={"team": 3}), "native: tags.team: Input should be a valid"),
+    (native(timestamp="yesterday"), "native: timestamp: "),
+    (native(timestamp=SOON), "in the future"), (native(model=""), "native: model: String should have at least 1"),
+]
+
+
+def test_native_lines_hand_worked() -> None:
+    lines = b"\n".join(line for line, _ in NATIVE) + b"\n"
+    got = []
+    for fast in (True, False):
+        err = io.StringIO()
+        out = validate("n.jsonl", json_lines(io.BytesIO(lines)), "llm", err=err, fast=fast)
+        got.append(([orjson.loads(e) for e in out.events], out.bad_lines, err.getvalue()))
+    assert got[0] == got[1]
+    events, bad_lines, report = got[1]
+    assert events == [orjson.loads(line) for line, reason in NATIVE if reason is None]
+    bad = [(i + 1, reason) for i, (_, reason) in enumerate(NATIVE) if reason is not None]
+    assert bad_lines == len(bad) and len(report.splitlines()) == len(bad)
+    for (n, reason), text in zip(bad, report.splitlines()):
+        assert text.startswith(f"n.jsonl: line {n}: ") and reason in text, (reason, text)
