@@ -80,15 +80,13 @@ def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full
     out = Checked()
     for where, raw in lines:
         out.lines += 1
-        if fast and raw[:1] == b"{" and len(raw) <= limit:
-            if b'"startTime"' in raw:  # a LiteLLM payload (a native event has no such field)
-                ok = check_litellm(raw, checker, now=now, max_future_skew_s=skew, one=True)  # type: ignore[arg-type]
-            else:
-                ok = decode_native(raw, resolver, now=now, max_future_skew_s=skew,  # type: ignore[arg-type]
-                                   one=True) is not None
-            if ok:
-                out.events.append(raw)
-                continue
+        # a native event first: its decoder refuses a LiteLLM payload at its first key not native (a native event
+        # has no startTime, which a LiteLLM payload needs)
+        if fast and raw[:1] == b"{" and len(raw) <= limit and (
+                decode_native(raw, resolver, now=now, max_future_skew_s=skew, one=True) is not None  # type: ignore[arg-type]
+                or check_litellm(raw, checker, now=now, max_future_skew_s=skew, one=True)):  # type: ignore[arg-type]
+            out.events.append(raw)
+            continue
         if normalizer is not None:
             _, rejects = normalizer.parse(source, raw)
             if rejects:
