@@ -6,9 +6,12 @@ import io
 import time
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.workload import Workload
 from streams.commands.publish import json_lines, validate
+from tests.unit.test_normalize_fast import FAST, REFERENCE, native_events
 
 T = "2026-01-05T10:00:00Z"
 END = time.time()
@@ -84,3 +87,25 @@ def test_native_lines_hand_worked() -> None:
     assert bad_lines == len(bad) and len(report.splitlines()) == len(bad)
     for (n, reason), text in zip(bad, report.splitlines()):
         assert text.startswith(f"n.jsonl: line {n}: ") and reason in text, (reason, text)
+
+
+def agree(docs: list[object]) -> None:
+    """``docs`` as one line each: the fast lanes send and report exactly what the Normalizer alone does."""
+    data = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
+    got = []
+    for fast in (True, False):
+        err = io.StringIO()
+        out = validate("g.jsonl", json_lines(io.BytesIO(data)), "llm", err=err, fast=fast)
+        got.append(([orjson.loads(e) for e in out.events], out.lines, out.bad_lines, err.getvalue()))
+    assert got[0] == got[1]
+
+
+def test_the_worker_native_cases_as_lines() -> None:
+    agree([e for case in FAST + REFERENCE for e in case])
+    agree([*FAST, *REFERENCE])  # and as envelope lines (the Normalizer's)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(native_events, min_size=1, max_size=8))
+def test_generated_native_lines_agree(docs: list[dict[str, object]]) -> None:
+    agree(docs)
