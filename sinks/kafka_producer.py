@@ -44,7 +44,9 @@ class UsageProducer:
         self.oldest: dict[str, float] = {}
         self.sent_events = 0
         self.sent_messages = 0
-        self._lock = threading.Lock()
+        # reentrant: a future the client hands back already failed runs its errback (_failed) at once, in the
+        # sending thread, which holds the lock
+        self._lock = threading.RLock()
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_stale_forever, name="usage-producer-linger",
                                          daemon=True)
