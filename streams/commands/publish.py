@@ -1,7 +1,8 @@
 """``burnguard publish``: validate usage events (JSON lines, or a FOCUS CSV), then send them as envelopes.
 
 Every line is validated before anything is sent, and every bad line is reported as
-``FILE: line N[, event I]: reason``. Then the valid lines are sent; a broker that cannot be reached
+``FILE: line N[, event I]: reason``. Then the valid lines are sent, as envelopes of at most ``--batch-size``
+events and :data:`MAX_ENVELOPE_BYTES` bytes (a valid line as it was written); a broker that cannot be reached
 is one sentence naming its address and ``BURNGUARD_BROKER`` (exit 3), never a traceback.
 ``--check`` validates only: it needs no broker and sends nothing.
 
@@ -70,8 +71,8 @@ def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full
     err = err if err is not None else sys.stderr
     normalizer = Normalizer() if full else None
     # The fast decoders say the same as the Normalizer (tests/unit/test_normalize_fast.py, test_publish_validate.py,
-    # test_publish_litellm.py), and a valid line is sent as it was written (an orjson Fragment: not decoded and
-    # encoded again). A line over the Normalizer's message size limit is its to judge.
+    # test_publish_litellm.py), and a valid line is sent as it was written (its bytes: not decoded and encoded
+    # again). A line over the Normalizer's message size limit is its to judge.
     fast = fast and normalizer is not None and source == "llm"
     resolver = Resolver(normalizer.catalog, normalizer.rules, allocate=False) if fast else None
     checker = LiteLlmChecker(normalizer.catalog, normalizer.rules) if fast else None
