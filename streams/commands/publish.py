@@ -78,16 +78,26 @@ def validate(name: str, lines: Iterator[tuple[str, bytes]], source: str, *, full
     checker = LiteLlmChecker(normalizer.catalog, normalizer.rules) if fast else None
     limit = normalizer.max_message_bytes if normalizer is not None else 0
     now, skew = time.time(), normalizer.max_future_skew.total_seconds() if normalizer is not None else 0.0
+    def native_lane(raw: bytes) -> bool:
+        return decode_native(raw, resolver, now=now, max_future_skew_s=skew, one=True) is not None  # type: ignore[arg-type]
+
+    def litellm_lane(raw: bytes) -> bool:
+        return check_litellm(raw, checker, now=now, max_future_skew_s=skew, one=True)  # type: ignore[arg-type]
+
+    # Either lane takes a line only where the Normalizer would, so their order changes no verdict: the one that took
+    # the last line is tried first (a file is mostly of one kind; the other lane refuses it at its first key).
+    first, second = native_lane, litellm_lane
     out = Checked()
     for where, raw in lines:
         out.lines += 1
-        # a native event first: its decoder refuses a LiteLLM payload at its first key not native (a native event
-        # has no startTime, which a LiteLLM payload needs)
-        if fast and raw[:1] == b"{" and len(raw) <= limit and (
-                decode_native(raw, resolver, now=now, max_future_skew_s=skew, one=True) is not None  # type: ignore[arg-type]
-                or check_litellm(raw, checker, now=now, max_future_skew_s=skew, one=True)):  # type: ignore[arg-type]
-            out.events.append(raw)
-            continue
+        if fast and raw[:1] == b"{" and len(raw) <= limit:
+            if first(raw):
+                out.events.append(raw)
+                continue
+            if second(raw):
+                first, second = second, first
+                out.events.append(raw)
+                continue
         if normalizer is not None:
             _, rejects = normalizer.parse(source, raw)
             if rejects:
