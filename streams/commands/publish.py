@@ -214,11 +214,29 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if checked.bad_lines else 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a usage error otherwise, never a traceback).
+
+    >>> positive_int("500")
+    500
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be a whole number of at least 1, not '0'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("publish", help="validate, then publish usage events (batched into envelopes)")
     p.add_argument("file", help="JSON-lines file (one event or envelope per line), a FOCUS .csv, or - for stdin")
     p.add_argument("--source", choices=sorted(USAGE_TOPICS), default="llm")
-    p.add_argument("--batch-size", type=int, default=500,
+    p.add_argument("--batch-size", type=positive_int, default=500,
                    help=f"events per envelope, at most (and at most {MAX_ENVELOPE_BYTES:,} bytes)")
     p.add_argument("--check", action="store_true", help="validate every line and report, send nothing")
     p.add_argument("--no-validate", action="store_true", help="send without validating first (JSON only)")

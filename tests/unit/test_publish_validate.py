@@ -109,3 +109,16 @@ def test_the_worker_native_cases_as_lines() -> None:
 @given(st.lists(native_events, min_size=1, max_size=8))
 def test_generated_native_lines_agree(docs: list[dict[str, object]]) -> None:
     agree(docs)
+
+
+def test_a_batch_size_below_one_is_a_usage_error_not_a_traceback(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    for bad in ("0", "-3", "many"):
+        run = subprocess.run([sys.executable, "-m", "streams.cli", "publish", "--check", "--batch-size", bad,
+                              str(events)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2, (bad, run.stderr)
+        assert "at least 1" in run.stderr and "Traceback" not in run.stderr, run.stderr
