@@ -12,10 +12,12 @@
 3. **Stream records in offset order** (:mod:`streams.in_order`): Faust resumes the stream partitions just
    before it seeks them, and hands on whatever the fetcher returns meanwhile. A replacement worker's fetcher
    has been seen to start a never-committed ``costs`` partition at 45, not 0 (a kill run of
-   ``tests/e2e/test_faults.py``, 2026-12-07): applied first, such a record made the records before it look
-   applied (41-82 records lost on three keys, 1 kill run in 7). A record ahead of the offset due on its
-   partition is now held back and the partition sought to that offset, so no agent applies a record before
-   the ones that precede it.
+   ``tests/e2e/test_faults.py``, 2026-12-07): applied first, such a record makes the records before it look
+   applied. A record ahead of the offset due on its partition is now held back and the partition sought to
+   that offset, so no agent applies a record before the ones that precede it. This was the suspected cause of
+   the kill case's lost records (41-82 on three keys, 1 run in 7), but not the only one: the same loss
+   recurred once with it in place (run 8 of an e2e loop, 2026-12-08, no stale fetch logged), so another path
+   remains open.
 
 Set :class:`WorkerTransport` as ``app.transport`` before any topic is declared (``streams.topology``).
 """
