@@ -4,8 +4,8 @@ Each agent dedupes by offset (a key's state remembers the newest offset applied 
 if a partition's records reach it in order, starting where the group left off. Faust does not guarantee that
 around a rebalance: it resumes the stream partitions just before it seeks them to their committed offsets,
 and forgets what it had read (its read offsets) at every revocation, so a record fetched from wherever the
-fetcher stood in that window is handed over first. Applied first, its offset then makes the earlier records
-look applied, and they are lost (``tests/e2e/test_faults.py``: 41-82 records on each of three keys).
+fetcher stood in that window is handed over first (seen: a replacement's ``costs/1`` from offset 45 where its
+reading had to start at 0). Applied first, its offset then makes the earlier records look applied: lost.
 
 :class:`InOrder` decides, record by record, what the consumer (:class:`streams.transport.WorkerConsumer`)
 hands on. It knows, per partition, the next offset due: set where the partition starts (its committed offset,

@@ -1,9 +1,9 @@
 """Stream records reach the agents in offset order from where their partition starts (streams.in_order,
 streams.transport.WorkerConsumer.in_order_records).
 
-The case behind it (tests/e2e/test_faults.py, 1 run in 7): after a rebalance Faust resumed a costs partition
-before seeking it, a record from a stale fetch position was applied first, and its offset then made the 41-82
-records before it look applied. Here the Kafka boundary is faked: the records of each fetch, the committed
+The case behind it (seen in a kill run of tests/e2e/test_faults.py): after a rebalance Faust resumed a costs
+partition before seeking it, and the fetcher returned it from offset 45 where the reading had to start at 0;
+applied first, such a record makes the records before it look applied. Here the Kafka boundary is faked: the records of each fetch, the committed
 offsets and the seeks asked of the consumer thread.
 """
 
