@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from schemas.bucket import BucketBatch, load_batch
 from streams.harness.topic_reader import TopicReader
@@ -115,3 +116,24 @@ def lead_in(traffic: Traffic, bootstrap: str, alive: Callable[[], None]) -> None
             detail=lambda: f"(records on costs by producer: {counts.records}, published: {dict(want)})")
     finally:
         counts.close()
+
+
+def dump_topics(bootstrap: str, topics: list[str], path: Path) -> None:
+    """Every record of ``topics`` as JSON lines (topic, partition, offset, key, value) into ``path``: kept beside
+    the worker logs when a fault test finds money missing, to tell which messages held it and where they went."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)
+    try:
+        with path.open("w") as out:
+            for topic in topics:
+                tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+                consumer.assign(tps)
+                consumer.seek_to_beginning(*tps)
+                for rec in consumer:
+                    out.write(json.dumps({"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+                                          "key": rec.key.decode(errors="replace") if rec.key else None,
+                                          "value": rec.value.decode(errors="replace")}) + "\n")
+    finally:
+        consumer.close()
